@@ -1,0 +1,277 @@
+//! Plugin side of the boundary: exports a [`Plugin`] as the root module and lets
+//! stage code call host services through a plain [`Host`].
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+
+use abi_stable::prefix_type::{PrefixTypeTrait, WithMetadata};
+use abi_stable::std_types::{RResult, RSlice, RStr, RString};
+
+use crate::abi::{
+    FfiError, FfiHookResult, FfiHost, FfiMail, FfiRequest, FfiStage, StagePluginMod,
+    StagePluginModRef, StageVTable, StageVTableRef,
+};
+use crate::convert::{
+    host_err_from_ffi, panic_text, request_from_ffi, result_to_ffi, stage_err_to_ffi,
+};
+use crate::host::Host;
+use crate::stage::{Plugin, Stage};
+use crate::types::{FlowToken, LogLevel, NewFlowToken, OutgoingMail, RateLimit, User};
+use crate::{HostError, StageError};
+
+static PLUGIN: OnceLock<Box<dyn Plugin>> = OnceLock::new();
+
+/// Builds the root module for `make`'s plugin. Called by [`crate::export_plugin!`];
+/// not meant to be called directly.
+#[doc(hidden)]
+pub fn root_module(make: fn() -> Box<dyn Plugin>, panic_unwind: bool) -> StagePluginModRef {
+    PLUGIN.get_or_init(make);
+    crate::logging::install_forwarder();
+    StagePluginMod {
+        panic_unwind,
+        api_version: RStr::from_str(crate::API_VERSION),
+        manifest: manifest_ffi,
+        new_stage: new_stage_ffi,
+    }
+    .leak_into_prefix()
+}
+
+fn guard<T>(f: impl FnOnce() -> Result<T, StageError>) -> RResult<T, FfiError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => RResult::ROk(v),
+        Ok(Err(e)) => RResult::RErr(stage_err_to_ffi(&e)),
+        Err(p) => RResult::RErr(stage_err_to_ffi(&StageError::Panicked(panic_text(&*p)))),
+    }
+}
+
+fn plugin() -> Result<&'static dyn Plugin, StageError> {
+    PLUGIN
+        .get()
+        .map(|b| &**b)
+        .ok_or_else(|| StageError::Internal("plugin root module not initialised".into()))
+}
+
+extern "C" fn manifest_ffi() -> RResult<RString, FfiError> {
+    guard(|| {
+        let m = plugin()?.manifest();
+        serde_json::to_string(&m)
+            .map(RString::from)
+            .map_err(|e| StageError::Internal(e.to_string()))
+    })
+}
+
+extern "C" fn new_stage_ffi(
+    kind: RStr<'_>,
+    name: RStr<'_>,
+    config: RStr<'_>,
+) -> RResult<FfiStage, FfiError> {
+    guard(|| {
+        let stage = plugin()?.new_stage(kind.as_str(), name.as_str(), config.as_str())?;
+        let this = Box::into_raw(Box::new(stage)) as *mut c_void;
+        Ok(FfiStage {
+            this,
+            vtable: STAGE_VTABLE,
+        })
+    })
+}
+
+const STAGE_VTABLE_WM: &WithMetadata<StageVTable> = &WithMetadata::new(StageVTable {
+    drop: stage_drop,
+    get: stage_get,
+    challenge_invalid: stage_challenge_invalid,
+    restore: stage_restore,
+});
+
+const STAGE_VTABLE: StageVTableRef = StageVTableRef(STAGE_VTABLE_WM.static_as_prefix());
+
+/// # Safety
+/// `this` must come from `new_stage_ffi` and not be used afterwards.
+unsafe extern "C" fn stage_drop(this: *mut c_void) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: created by Box::into_raw(Box<Box<dyn Stage>>) in new_stage_ffi.
+        drop(unsafe { Box::from_raw(this as *mut Box<dyn Stage>) });
+    }));
+}
+
+/// # Safety
+/// `this` must be a live stage from `new_stage_ffi`.
+unsafe fn stage_ref<'a>(this: *const c_void) -> &'a dyn Stage {
+    // SAFETY: see caller contract.
+    unsafe { &**(this as *const Box<dyn Stage>) }
+}
+
+fn run_hook(
+    host: FfiHost<'_>,
+    f: impl FnOnce(&dyn Host) -> Result<crate::HookResult, StageError>,
+) -> RResult<FfiHookResult, FfiError> {
+    let client = HostClient { ffi: host };
+    let _scope = crate::logging::HostScope::enter(host);
+    guard(|| f(&client).map(result_to_ffi))
+}
+
+unsafe extern "C" fn stage_get(
+    this: *const c_void,
+    req: &FfiRequest<'_>,
+    host: FfiHost<'_>,
+) -> RResult<FfiHookResult, FfiError> {
+    // SAFETY: the host passes back the pointer it got from new_stage_ffi.
+    let stage = unsafe { stage_ref(this) };
+    let req = request_from_ffi(req);
+    run_hook(host, |h| stage.get(&req, h))
+}
+
+unsafe extern "C" fn stage_challenge_invalid(
+    this: *const c_void,
+    req: &FfiRequest<'_>,
+    response: RStr<'_>,
+    host: FfiHost<'_>,
+) -> RResult<FfiHookResult, FfiError> {
+    // SAFETY: as in stage_get.
+    let stage = unsafe { stage_ref(this) };
+    let req = request_from_ffi(req);
+    run_hook(host, |h| {
+        let body: serde_json::Value = if response.is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_json::from_str(response.as_str())
+                .map_err(|e| StageError::Internal(format!("malformed response body: {e}")))?
+        };
+        stage.challenge_invalid(&req, &body, h)
+    })
+}
+
+unsafe extern "C" fn stage_restore(
+    this: *const c_void,
+    req: &FfiRequest<'_>,
+    token: RStr<'_>,
+    host: FfiHost<'_>,
+) -> RResult<FfiHookResult, FfiError> {
+    // SAFETY: as in stage_get.
+    let stage = unsafe { stage_ref(this) };
+    let req = request_from_ffi(req);
+    run_hook(host, |h| {
+        let token: FlowToken = serde_json::from_str(token.as_str())
+            .map_err(|e| StageError::Internal(format!("malformed flow token: {e}")))?;
+        stage.restore(&req, &token, h)
+    })
+}
+
+/// A [`Host`] backed by the host's function table.
+struct HostClient<'a> {
+    ffi: FfiHost<'a>,
+}
+
+fn res<T>(r: RResult<T, FfiError>) -> Result<T, HostError> {
+    r.into_result().map_err(host_err_from_ffi)
+}
+
+fn de<T: serde::de::DeserializeOwned>(s: RString) -> Result<T, HostError> {
+    serde_json::from_str(&s).map_err(|e| HostError::Rejected(format!("malformed host reply: {e}")))
+}
+
+fn ser<T: serde::Serialize>(v: &T) -> Result<String, HostError> {
+    serde_json::to_string(v).map_err(|e| HostError::Rejected(e.to_string()))
+}
+
+impl Host for HostClient<'_> {
+    fn user(&self, id: &str) -> Result<Option<User>, HostError> {
+        // SAFETY: `this` and the table come together from the host for this call.
+        let r = res(unsafe { (self.ffi.vtable.user())(self.ffi.this, id.into()) })?;
+        r.into_option().map(de).transpose()
+    }
+    fn set_user_active(&self, id: &str, active: bool) -> Result<bool, HostError> {
+        // SAFETY: as above.
+        res(unsafe { (self.ffi.vtable.set_user_active())(self.ffi.this, id.into(), active) })
+    }
+    fn create_flow_token(&self, token: &NewFlowToken) -> Result<(), HostError> {
+        let json = ser(token)?;
+        // SAFETY: as above.
+        res(unsafe { (self.ffi.vtable.create_flow_token())(self.ffi.this, json.as_str().into()) })
+    }
+    fn flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
+        // SAFETY: as above.
+        let r = res(unsafe { (self.ffi.vtable.flow_token())(self.ffi.this, key_hash.into()) })?;
+        r.into_option().map(de).transpose()
+    }
+    fn consume_flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
+        // SAFETY: as above.
+        let r =
+            res(unsafe { (self.ffi.vtable.consume_flow_token())(self.ffi.this, key_hash.into()) })?;
+        r.into_option().map(de).transpose()
+    }
+    fn revoke_flow_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, HostError> {
+        // SAFETY: as above.
+        res(unsafe {
+            (self.ffi.vtable.revoke_flow_tokens())(self.ffi.this, user_id.into(), stage_name.into())
+        })
+    }
+    fn cache_get(&self, key: &str) -> Result<Option<String>, HostError> {
+        // SAFETY: as above.
+        let r = res(unsafe { (self.ffi.vtable.cache_get())(self.ffi.this, key.into()) })?;
+        Ok(r.into_option().map(RString::into_string))
+    }
+    fn cache_set(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), HostError> {
+        // SAFETY: as above.
+        res(unsafe {
+            (self.ffi.vtable.cache_set())(self.ffi.this, key.into(), value.into(), ttl_ms)
+        })
+    }
+    fn rate_limit(
+        &self,
+        key: &str,
+        window_ms: u64,
+        max: u32,
+        now_ms: i64,
+    ) -> Result<RateLimit, HostError> {
+        // SAFETY: as above.
+        let r = res(unsafe {
+            (self.ffi.vtable.rate_limit())(self.ffi.this, key.into(), window_ms, max, now_ms)
+        })?;
+        Ok(if r.limited {
+            RateLimit::Limited {
+                retry_after_ms: r.retry_after_ms,
+            }
+        } else {
+            RateLimit::Allowed
+        })
+    }
+    fn emit_event(&self, action: &str, context: &serde_json::Value) -> Result<(), HostError> {
+        let json = context.to_string();
+        // SAFETY: as above.
+        res(unsafe {
+            (self.ffi.vtable.emit_event())(self.ffi.this, action.into(), json.as_str().into())
+        })
+    }
+    fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), HostError> {
+        let meta = OutgoingMail {
+            raw: Vec::new(),
+            ..mail.clone()
+        };
+        let meta_json = ser(&meta)?;
+        let ffi = FfiMail {
+            meta_json: meta_json.as_str().into(),
+            raw: RSlice::from_slice(&mail.raw),
+        };
+        // SAFETY: as above.
+        res(unsafe { (self.ffi.vtable.enqueue_mail())(self.ffi.this, ffi) })
+    }
+    fn default_from_address(&self) -> String {
+        // SAFETY: as above.
+        unsafe { (self.ffi.vtable.default_from_address())(self.ffi.this) }.into_string()
+    }
+    fn log(&self, level: LogLevel, target: &str, message: &str) {
+        // SAFETY: as above.
+        unsafe {
+            (self.ffi.vtable.log())(self.ffi.this, level as u8, target.into(), message.into())
+        }
+    }
+    fn now_ms(&self) -> i64 {
+        // SAFETY: as above.
+        unsafe { (self.ffi.vtable.now_ms())(self.ffi.this) }
+    }
+    fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
+        // SAFETY: as above.
+        res(unsafe { (self.ffi.vtable.fill_random())(self.ffi.this, buf.into()) })
+    }
+}

@@ -1,0 +1,181 @@
+//! The stable ABI between identity-server hosts and stage plugins.
+//!
+//! A *stage* is one step of a flow (identification, password, email verification, …).
+//! A *plugin* is a dynamic library that provides one or more stage kinds. This crate
+//! is all a plugin author or a host needs.
+//!
+//! # Lifecycle
+//!
+//! 1. **Load once per process.** The host calls [`load_plugin`] with the library's
+//!    path. abi_stable checks the layout of every type that crosses the boundary and
+//!    the `plugin-api` version the plugin was built against; a mismatch is refused
+//!    with [`LoadError::Incompatible`] naming both versions. A plugin built with
+//!    `panic = "abort"` is refused too. Libraries are never unloaded.
+//! 2. **One stage per binding.** [`Plugin::new_stage`] validates a stage
+//!    configuration (JSON) and returns a [`Stage`], or a [`StageError::Config`]
+//!    that says which field is wrong.
+//! 3. **One host handle per call.** For every request the host calls a hook
+//!    ([`Stage::get`], [`Stage::challenge_invalid`], [`Stage::restore`]) with a
+//!    [`StageRequest`] and a borrowed [`Host`]: users, flow tokens, cache with an
+//!    atomic rate limiter, events, mail queue, logging, clock and randomness. The
+//!    plugin never keeps the host past the call. The hook answers with a
+//!    [`HookResult`]: a challenge, stage ok or stage invalid, plus context changes and
+//!    flash messages.
+//!
+//! A panic inside a hook is caught at the boundary and becomes
+//! [`StageError::Panicked`]; a panic inside a host service becomes
+//! [`HostError::Panicked`]. Nothing unwinds across the boundary.
+//!
+//! # Writing a plugin
+//!
+//! ```
+//! use plugin_api::{
+//!     export_plugin, Host, HookResult, Manifest, Outcome, Plugin, Stage, StageError,
+//!     StageKind, StageRequest, FlowToken,
+//! };
+//!
+//! struct Hello;
+//! struct HelloStage;
+//!
+//! impl Stage for HelloStage {
+//!     fn get(&self, _req: &StageRequest<'_>, _host: &dyn Host) -> Result<HookResult, StageError> {
+//!         Ok(HookResult::new(Outcome::Challenge(serde_json::json!({"component": "x-hello"}))))
+//!     }
+//!     fn challenge_invalid(&self, _: &StageRequest<'_>, _: &serde_json::Value, _: &dyn Host)
+//!         -> Result<HookResult, StageError> {
+//!         Ok(HookResult::new(Outcome::StageOk))
+//!     }
+//!     fn restore(&self, r: &StageRequest<'_>, _: &FlowToken, h: &dyn Host)
+//!         -> Result<HookResult, StageError> {
+//!         self.get(r, h)
+//!     }
+//! }
+//!
+//! impl Plugin for Hello {
+//!     fn manifest(&self) -> Manifest {
+//!         Manifest {
+//!             name: "hello".into(),
+//!             version: "0.1.0".into(),
+//!             api_version: plugin_api::API_VERSION.into(),
+//!             stages: vec![StageKind {
+//!                 kind: "hello".into(),
+//!                 component: "x-hello".into(),
+//!                 config_schema: serde_json::json!({"type": "object"}),
+//!             }],
+//!         }
+//!     }
+//!     fn new_stage(&self, kind: &str, _name: &str, _config: &str)
+//!         -> Result<Box<dyn Stage>, StageError> {
+//!         match kind {
+//!             "hello" => Ok(Box::new(HelloStage)),
+//!             other => Err(StageError::UnknownKind(other.into())),
+//!         }
+//!     }
+//! }
+//!
+//! export_plugin!(Hello);
+//! ```
+//!
+//! Build it as `crate-type = ["cdylib", "rlib"]` with `panic = "unwind"` (the
+//! default). The `rlib` lets tests call the same plugin in-process, without FFI.
+//!
+//! # Embedding plugins in a host
+//!
+//! Implement [`Host`] for a per-request handle and call the hooks through
+//! `Box<dyn Stage>`; stages from [`load_plugin`] and in-process stages look the same:
+//!
+//! ```no_run
+//! # fn demo(host: &dyn plugin_api::Host) -> Result<(), Box<dyn std::error::Error>> {
+//! use plugin_api::{load_plugin, Plugin, StageRequest};
+//! let plugin = load_plugin(std::path::Path::new("target/release/libemail_stage_plugin.so"))?;
+//! let stage = plugin.new_stage("email", "verify-email", r#"{"template": "email/account_confirmation.html"}"#)?;
+//! let req = StageRequest {
+//!     flow_slug: "enroll", flow_designation: "enrollment", stage_name: "verify-email",
+//!     query: "", base_url: "https://id.example.com", locale: "", requester_id: None,
+//!     context_json: r#"{"pending_user": {"id": "1", "username": "jane", "email": "jane@example.com"}}"#,
+//! };
+//! let result = stage.get(&req, host)?;
+//! # let _ = result; Ok(()) }
+//! ```
+//!
+//! # Evolution
+//!
+//! The function tables are abi_stable *prefix types*: new hooks and host services are
+//! appended, so a plugin built against 0.1.x keeps loading in hosts built against a
+//! later 0.1.y. See [`abi`] for the rules.
+
+#![deny(missing_docs)]
+#![warn(unsafe_op_in_unsafe_fn)]
+
+pub mod abi;
+mod convert;
+mod error;
+#[doc(hidden)]
+pub mod guest;
+mod host;
+mod loader;
+mod logging;
+mod stage;
+pub mod token;
+mod types;
+
+pub use abi_stable;
+pub use error::{HostError, LoadError, StageError};
+pub use host::Host;
+pub use loader::{load_plugin, LoadedPlugin};
+pub use logging::emit_to_host_tracing;
+pub use stage::{Plugin, Stage};
+pub use types::{
+    FlowToken, HookResult, LogLevel, MailRoute, Manifest, Message, MessageLevel, NewFlowToken,
+    Outcome, OutgoingMail, RateLimit, SmtpSettings, StageKind, StageRequest, User,
+};
+
+/// Version of this crate: the API version plugins and hosts are built against.
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Whether a plugin built against `plugin` can be used by a host built against
+/// `host`: same major version, or for 0.x the same minor version (Cargo's rules).
+pub fn api_compatible(host: &str, plugin: &str) -> bool {
+    fn parse(v: &str) -> Option<(u64, u64)> {
+        let mut it = v.split(['.', '-', '+']);
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    }
+    match (parse(host), parse(plugin)) {
+        (Some((0, a)), Some((0, b))) => a == b,
+        (Some((a, _)), Some((b, _))) => a == b,
+        _ => false,
+    }
+}
+
+/// Exports a [`Plugin`] value as this library's root module.
+///
+/// Use once, at the crate root of a `cdylib`. Every hook is wrapped so a panic
+/// becomes an error result, and the plugin's `tracing` events are forwarded to the
+/// host.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:expr) => {
+        /// The root module of this stage plugin (generated by `export_plugin!`).
+        #[$crate::abi_stable::export_root_module]
+        pub fn __identity_stage_plugin_root() -> $crate::abi::StagePluginModRef {
+            fn make() -> ::std::boxed::Box<dyn $crate::Plugin> {
+                ::std::boxed::Box::new($plugin)
+            }
+            $crate::guest::root_module(make, cfg!(panic = "unwind"))
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_compatible;
+
+    #[test]
+    fn semver_rules() {
+        assert!(api_compatible("0.1.0", "0.1.7"));
+        assert!(!api_compatible("0.1.0", "0.2.0"));
+        assert!(api_compatible("1.2.0", "1.0.0"));
+        assert!(!api_compatible("1.0.0", "2.0.0"));
+        assert!(!api_compatible("0.1.0", "garbage"));
+    }
+}
