@@ -1,0 +1,448 @@
+//! The email stage's hooks: GET (initial send), POST ("Send Email again."), restore.
+//!
+//! Plain Rust over [`plugin_api::Host`]; the exported module calls the same code.
+
+use plugin_api::token::{generate_key, hash_key, sha256_hex};
+use plugin_api::{
+    FlowToken, HookResult, Host, Message, NewFlowToken, Outcome, OutgoingMail, RateLimit, Stage,
+    StageError, StageRequest, User,
+};
+use serde_json::{json, Map, Value};
+
+use crate::compose::{self, ComposeError};
+use crate::config::{Config, RateLimitKey};
+use crate::link;
+use crate::templates::{RenderContext, RenderError, Templates};
+
+/// Cache-key prefix of the resend rate limit (authentik's `EMAIL_RECOVERY_CACHE_KEY`).
+pub const RATE_LIMIT_PREFIX: &str = "goauthentik.io/stages/email/stage/";
+/// Success message after the link was confirmed.
+pub const MSG_VERIFIED: &str = "Successfully verified Email.";
+/// Error message without a pending user.
+pub const MSG_NO_PENDING_USER: &str = "No pending user.";
+/// Success message after a resend.
+pub const MSG_SENT: &str = "Email Successfully sent.";
+/// Header of the confirmation step of a restored link.
+pub const CONSENT_HEADER: &str = "Continue to confirm this email address.";
+/// Message of the `configuration_error` event.
+pub const MSG_TEMPLATE_ERROR: &str = "Exception occurred while rendering E-mail template";
+/// Challenge component.
+pub const COMPONENT: &str = "ak-stage-email";
+
+/// The rate-limit message for `minutes` (always "minutes", as authentik says it).
+pub fn too_many_attempts(minutes: u64) -> String {
+    format!("Too many account verification attempts. Please try again after {minutes} minutes.")
+}
+
+/// The GET challenge.
+pub fn challenge() -> Value {
+    json!({ "component": COMPONENT })
+}
+
+/// The POST challenge: always invalid with `email-sent`.
+pub fn post_challenge() -> Value {
+    json!({
+        "component": COMPONENT,
+        "response_errors": {
+            "non_field_errors": [{ "string": "email-sent", "code": "email-sent" }]
+        }
+    })
+}
+
+/// One configured email stage.
+#[derive(Debug)]
+pub struct EmailStage {
+    name: String,
+    config: Config,
+    templates: Templates,
+}
+
+enum Sent {
+    Queued,
+    TemplateInvalid,
+}
+
+fn pending_user(ctx: &Map<String, Value>) -> Result<Option<User>, StageError> {
+    match ctx.get("pending_user") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| StageError::BadContext(format!("pending_user: {e}"))),
+    }
+}
+
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+    }
+}
+
+/// The `email` override when truthy, as a string.
+fn override_address(ctx: &Map<String, Value>) -> Result<Option<String>, StageError> {
+    match ctx.get("email") {
+        v if !truthy(v) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(StageError::BadContext(format!(
+            "email override must be a string, got {other}"
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Django's `slugify` for ASCII: lower-case, whitespace to `-`, drop the rest.
+fn slugify(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.trim().chars() {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            out.push(c.to_ascii_lowercase());
+        } else if c.is_whitespace() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out
+}
+
+fn host_of(base_url: &str) -> &str {
+    let rest = base_url.split_once("://").map_or(base_url, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = host.split(':').next().unwrap_or("");
+    if host.is_empty() {
+        "localhost"
+    } else {
+        host
+    }
+}
+
+fn random_uuid(host: &dyn Host) -> Result<uuid::Uuid, StageError> {
+    let mut b = [0u8; 16];
+    host.fill_random(&mut b)?;
+    Ok(uuid::Builder::from_random_bytes(b).into_uuid())
+}
+
+impl EmailStage {
+    /// Validates `config_json` and builds the stage.
+    pub fn new(name: &str, config_json: &str) -> Result<Self, StageError> {
+        if name.is_empty() {
+            return Err(StageError::Config("name: must not be empty".into()));
+        }
+        let config = Config::from_json(config_json)?;
+        let templates = Templates::new(config.custom_templates_dir.clone());
+        Ok(Self {
+            name: name.to_string(),
+            config,
+            templates,
+        })
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The user a hook acts for: `pending_user`, else the signed-in requester.
+    fn pending_or_requester(
+        &self,
+        pending: Option<User>,
+        req: &StageRequest<'_>,
+        host: &dyn Host,
+    ) -> Result<Option<User>, StageError> {
+        match (pending, req.requester_id) {
+            (Some(u), _) => Ok(Some(u)),
+            (None, Some(id)) => Ok(host.user(id)?),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Checks and records one send. `Some(minutes)` when limited.
+    fn rate_limited(
+        &self,
+        user: &User,
+        ctx: &Map<String, Value>,
+        host: &dyn Host,
+    ) -> Result<Option<u64>, StageError> {
+        // authentik: a window under one second becomes a TTL of 0 and is never limited;
+        // a zero or negative window never holds anything.
+        if self.config.window.whole_seconds() < 1 {
+            return Ok(None);
+        }
+        let address = match self.config.rate_limit_key {
+            RateLimitKey::Recipient => override_address(ctx)?.unwrap_or_else(|| user.email.clone()),
+            RateLimitKey::PendingUserEmail => user.email.clone(),
+        };
+        let key = format!("{RATE_LIMIT_PREFIX}{}", sha256_hex(&address.to_lowercase()));
+        let window_ms = self.config.window.as_millis() as u64;
+        match host.rate_limit(&key, window_ms, self.config.max_attempts, host.now_ms())? {
+            RateLimit::Allowed => Ok(None),
+            RateLimit::Limited { retry_after_ms } => {
+                Ok(Some(retry_after_ms.div_ceil(60_000).max(1)))
+            }
+        }
+    }
+
+    /// Issues a token and queues the mail (authentik's `send_email`).
+    fn send_email(
+        &self,
+        req: &StageRequest<'_>,
+        ctx: &Map<String, Value>,
+        pending: &User,
+        method: &str,
+        host: &dyn Host,
+    ) -> Result<Sent, StageError> {
+        let placeholder = pending.id.is_none();
+        if placeholder && req.flow_designation != "recovery" {
+            return Err(StageError::Internal(
+                "cannot issue a verification link for a user that is not persisted".into(),
+            ));
+        }
+        let address = override_address(ctx)?.unwrap_or_else(|| pending.email.clone());
+        let to = match compose::recipient(&pending.name, &address) {
+            Ok(to) => to,
+            // A placeholder's "address" is whatever was typed; do the same work with a
+            // stand-in so the answer does not depend on it.
+            Err(_) if placeholder => compose::recipient("", "placeholder@invalid.invalid")
+                .map_err(|e| StageError::Internal(e.to_string()))?,
+            Err(e) => return Err(StageError::Internal(e.to_string())),
+        };
+        let now = host.now_ms();
+        let key = generate_key(self.config.token_length, |b| host.fill_random(b))?;
+        let key_hash = hash_key(&key);
+        let expires_ms = now
+            .saturating_add(self.config.token_expiry.as_millis())
+            .saturating_add(60_000);
+        let url = link::build(req.base_url, req.flow_slug, req.query, Some(&key));
+        let rendered = self.templates.render(
+            &self.config.template,
+            &RenderContext {
+                url: &url,
+                user: pending,
+                expires_ms,
+                now_ms: now,
+                token: &key,
+                subject: &self.config.subject,
+            },
+        );
+        let (html, text) = match rendered {
+            Ok(r) => r,
+            Err(RenderError::Syntax(detail)) => {
+                self.template_error_event(req, method, &detail, host)?;
+                return Ok(Sent::TemplateInvalid);
+            }
+            Err(RenderError::Other(detail)) => return Err(StageError::Internal(detail)),
+        };
+        let from = match &self.config.from_address {
+            Some(a) => lettre::message::Mailbox::new(None, a.clone()),
+            None => host
+                .default_from_address()
+                .parse()
+                .map_err(|e| StageError::Internal(format!("global from address: {e}")))?,
+        };
+        let message_id = format!(
+            "<{}@{}>",
+            random_uuid(host)?.simple(),
+            host_of(req.base_url)
+        );
+        let composed = compose::compose(from, to, &self.config.subject, &message_id, html, text)
+            .map_err(|e: ComposeError| StageError::Internal(e.to_string()))?;
+        if placeholder {
+            // Anti-enumeration: the same lookups and rendering as a real send, but no
+            // token and no mail. The lookup stands in for the token insert's round trip.
+            let _ = host.flow_token(&key_hash)?;
+            tracing::debug!(target: "email_stage", "placeholder user: nothing sent");
+            return Ok(Sent::Queued);
+        }
+        let user_id = pending.id.clone().unwrap_or_default();
+        let mut identifier = slugify(&format!("ak-email-stage-{}-", self.name));
+        identifier.truncate(255 - 36);
+        identifier.push_str(&random_uuid(host)?.hyphenated().to_string());
+        host.create_flow_token(&NewFlowToken {
+            key_hash,
+            identifier,
+            user_id,
+            stage_name: self.name.clone(),
+            expires_ms,
+            intent: "verification".into(),
+            revoke_on_execution: false,
+            confirm_header: Some(CONSENT_HEADER.into()),
+        })?;
+        host.enqueue_mail(&OutgoingMail {
+            message_id: message_id.clone(),
+            envelope_from: composed.envelope_from,
+            envelope_to: vec![composed.envelope_to],
+            to_display: vec![composed.to_display],
+            subject: self.config.subject.clone(),
+            raw: composed.raw,
+            route: self.config.route.clone(),
+        })?;
+        tracing::info!(target: "email_stage", stage = %self.name, %message_id, "verification mail queued");
+        Ok(Sent::Queued)
+    }
+
+    fn template_error_event(
+        &self,
+        req: &StageRequest<'_>,
+        method: &str,
+        detail: &str,
+        host: &dyn Host,
+    ) -> Result<(), StageError> {
+        let mut args = Map::new();
+        for (k, v) in form_urlencoded::parse(req.query.as_bytes()) {
+            let masked = ["api", "token", "key", "secret", "pass", "signature"]
+                .iter()
+                .any(|s| k.to_lowercase().contains(s));
+            let v = if masked {
+                "********".into()
+            } else {
+                v.into_owned()
+            };
+            args.insert(k.into_owned(), Value::String(v));
+        }
+        tracing::warn!(target: "email_stage", template = %self.config.template, "template syntax error");
+        host.emit_event(
+            "configuration_error",
+            &json!({
+                "message": MSG_TEMPLATE_ERROR,
+                "template": self.config.template,
+                "exception": { "type": "TemplateSyntaxError", "message": detail },
+                "http_request": {
+                    "path": format!("/api/v3/flows/executor/{}/", req.flow_slug),
+                    "method": method,
+                    "args": args,
+                },
+            }),
+        )?;
+        Ok(())
+    }
+}
+
+impl Stage for EmailStage {
+    fn get(&self, req: &StageRequest<'_>, host: &dyn Host) -> Result<HookResult, StageError> {
+        let ctx = req.context()?;
+        let Some(pending) = pending_user(&ctx)? else {
+            tracing::debug!(target: "email_stage", "No pending user");
+            return Ok(HookResult::new(Outcome::StageInvalid(None))
+                .with_message(Message::error(MSG_NO_PENDING_USER)));
+        };
+        if truthy(ctx.get("email_sent")) {
+            return Ok(HookResult::new(Outcome::Challenge(challenge())));
+        }
+        if self.config.rate_limit_initial_send && pending.id.is_some() {
+            if let Some(minutes) = self.rate_limited(&pending, &ctx, host)? {
+                return Ok(HookResult::new(Outcome::Challenge(challenge()))
+                    .with_context("email_sent", Value::Bool(true))
+                    .with_message(Message::error(too_many_attempts(minutes))));
+            }
+        }
+        match self.send_email(req, &ctx, &pending, "GET", host)? {
+            Sent::Queued => Ok(HookResult::new(Outcome::Challenge(challenge()))
+                .with_context("email_sent", Value::Bool(true))),
+            Sent::TemplateInvalid => Ok(HookResult::new(Outcome::StageInvalid(None))),
+        }
+    }
+
+    fn challenge_invalid(
+        &self,
+        req: &StageRequest<'_>,
+        _response: &Value,
+        host: &dyn Host,
+    ) -> Result<HookResult, StageError> {
+        let ctx = req.context()?;
+        let pending = pending_user(&ctx)?;
+        // authentik checks the rate limit before the pending user, on the pending user
+        // or else the signed-in requester; an anonymous requester has no email.
+        let Some(subject_user) = self.pending_or_requester(pending.clone(), req, host)? else {
+            return Err(StageError::Internal(
+                "no pending user and the requester is anonymous".into(),
+            ));
+        };
+        if let Some(minutes) = self.rate_limited(&subject_user, &ctx, host)? {
+            return Ok(HookResult::new(Outcome::Challenge(post_challenge()))
+                .with_message(Message::error(too_many_attempts(minutes))));
+        }
+        let Some(pending) = pending else {
+            return Ok(HookResult::new(Outcome::Challenge(post_challenge()))
+                .with_message(Message::error(MSG_NO_PENDING_USER)));
+        };
+        match self.send_email(req, &ctx, &pending, "POST", host)? {
+            Sent::Queued => Ok(HookResult::new(Outcome::Challenge(post_challenge()))
+                .with_message(Message::success(MSG_SENT))),
+            Sent::TemplateInvalid => Err(StageError::Internal(
+                "template syntax error while rendering the email".into(),
+            )),
+        }
+    }
+
+    fn restore(
+        &self,
+        req: &StageRequest<'_>,
+        token: &FlowToken,
+        host: &dyn Host,
+    ) -> Result<HookResult, StageError> {
+        if !self.config.restore_any_stage && token.stage_name != self.name {
+            // Another stage issued this link: this stage still has to verify on its own.
+            return self.get(req, host);
+        }
+        let ctx = req.context()?;
+        let user = self.pending_or_requester(pending_user(&ctx)?, req, host)?;
+        let Some(user_id) = user.and_then(|u| u.id).filter(|id| *id == token.user_id) else {
+            tracing::warn!(target: "email_stage", "Flow token for non-matching user, denying request");
+            return Ok(HookResult::new(Outcome::StageInvalid(None)));
+        };
+        if self.config.activate_user_on_success && !host.set_user_active(&user_id, true)? {
+            return Err(StageError::Internal(
+                "the user of this link no longer exists".into(),
+            ));
+        }
+        if self.config.revoke_previous_tokens {
+            let n = host.revoke_flow_tokens(&user_id, &token.stage_name)?;
+            tracing::debug!(target: "email_stage", revoked = n, "older links revoked");
+        }
+        Ok(HookResult::new(Outcome::StageOk).with_message(Message::success(MSG_VERIFIED)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugify_like_django() {
+        assert_eq!(
+            slugify("ak-email-stage-My Stage!-"),
+            "ak-email-stage-my-stage-"
+        );
+        assert_eq!(slugify("Ünïcode stage"), "ncode-stage");
+    }
+
+    #[test]
+    fn host_of_base_url() {
+        assert_eq!(
+            host_of("https://id.example.com:8443/auth"),
+            "id.example.com"
+        );
+        assert_eq!(host_of("http://u@h"), "h");
+        assert_eq!(host_of(""), "localhost");
+    }
+
+    #[test]
+    fn minutes_message() {
+        assert_eq!(
+            too_many_attempts(1),
+            "Too many account verification attempts. Please try again after 1 minutes."
+        );
+    }
+
+    #[test]
+    fn truthiness_matches_python() {
+        assert!(!truthy(Some(&json!(""))));
+        assert!(!truthy(Some(&json!(false))));
+        assert!(!truthy(Some(&json!(0))));
+        assert!(truthy(Some(&json!("x"))));
+        assert!(truthy(Some(&json!(true))));
+    }
+}
