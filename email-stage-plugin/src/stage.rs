@@ -331,7 +331,7 @@ impl Stage for EmailStage {
         if truthy(ctx.get("email_sent")) {
             return Ok(HookResult::new(Outcome::Challenge(challenge())));
         }
-        if self.config.rate_limit_initial_send && pending.id.is_some() {
+        if self.config.rate_limit_initial_send {
             if let Some(minutes) = self.rate_limited(&pending, &ctx, host)? {
                 return Ok(HookResult::new(Outcome::Challenge(challenge()))
                     .with_context("email_sent", Value::Bool(true))

@@ -1,1 +1,24 @@
-//! stub
+//! The reference host: loads stage plugins, stores users and flow tokens, delivers
+//! mail from a background queue and runs whole flows with authentik's executor
+//! semantics.
+//!
+//! - [`config`]: the TOML configuration and assembly of an [`executor::Executor`].
+//! - [`executor`]: plans, sessions, link restore and the confirmation step.
+//! - [`builtin`]: the host's own stages (identification, prompt, user write, login).
+//! - [`services`]: [`plugin_api::Host`] for one hook call.
+//! - [`maildir`]: reads delivered mail back (demo, tests).
+//! - [`store`], [`cache`], [`mail`], [`clock`]: backends, each behind a trait.
+//! - [`client`]: drives flows like the flow page does (follows redirects, keeps the session).
+
+#![deny(missing_docs)]
+
+pub mod builtin;
+pub mod cache;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod executor;
+pub mod mail;
+pub mod maildir;
+pub mod services;
+pub mod store;

@@ -76,7 +76,8 @@ impl StageError {
         match self {
             Self::Config(_) => 1,
             Self::BadContext(_) => 2,
-            Self::Host(_) => 3,
+            // 0x30 | the host error's own code, so its kind survives the trip.
+            Self::Host(h) => 0x30 | h.code(),
             Self::UnknownKind(_) => 4,
             Self::Internal(_) => 5,
             Self::Panicked(_) => 6,
@@ -87,6 +88,7 @@ impl StageError {
             1 => Self::Config(detail),
             2 => Self::BadContext(detail),
             3 => Self::Host(HostError::Unavailable(detail)),
+            0x31..=0x3f => Self::Host(HostError::from_code(code & 0x0f, detail)),
             4 => Self::UnknownKind(detail),
             6 => Self::Panicked(detail),
             _ => Self::Internal(detail),
@@ -144,4 +146,26 @@ pub enum LoadError {
         /// Parse error.
         detail: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_errors_keep_their_kind_across_the_wire() {
+        for e in [
+            StageError::Config("c".into()),
+            StageError::BadContext("b".into()),
+            StageError::Host(HostError::Panicked("p".into())),
+            StageError::Host(HostError::Rejected("r".into())),
+            StageError::Host(HostError::Unsupported("u".into())),
+            StageError::Host(HostError::Unavailable("a".into())),
+            StageError::UnknownKind("k".into()),
+            StageError::Internal("i".into()),
+            StageError::Panicked("x".into()),
+        ] {
+            assert_eq!(StageError::from_code(e.code(), e.detail()), e);
+        }
+    }
 }

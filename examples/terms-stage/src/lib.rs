@@ -1,1 +1,405 @@
-//! stub
+//! Example stage plugin: the person must accept the terms of service to continue.
+//!
+//! Stage kind `terms`, challenge component `ak-stage-terms`. Configuration:
+//!
+//! ```json
+//! {"text": "By continuing you agree to …", "version": "v1"}
+//! ```
+//!
+//! The challenge shows `text` and `version`. A response `{"accepted": true}` passes the
+//! stage: the host records a `terms_accepted` event, the plan context gets
+//! `terms_accepted_version`, and a success message is flashed. Any other response
+//! shows the challenge again with an error on `accepted`.
+//!
+//! Built as `cdylib` (load it with `plugin_api::load_plugin`) and `rlib` (use
+//! [`TermsPlugin`] in-process, e.g. in tests).
+
+#![deny(missing_docs)]
+
+use plugin_api::{
+    export_plugin, FlowToken, HookResult, Host, Manifest, Message, Outcome, Plugin, Stage,
+    StageError, StageKind, StageRequest,
+};
+use serde_json::{json, Value};
+
+/// Stage kind name used in host configuration.
+pub const KIND: &str = "terms";
+/// Challenge component the stage renders.
+pub const COMPONENT: &str = "ak-stage-terms";
+/// Plan-context key set to the accepted terms version.
+pub const CONTEXT_KEY: &str = "terms_accepted_version";
+/// Action of the event recorded when the terms are accepted.
+pub const EVENT_ACTION: &str = "terms_accepted";
+
+/// The plugin: provides the `terms` stage kind.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TermsPlugin;
+
+/// Validated configuration of a `terms` stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermsConfig {
+    /// The terms shown to the person; never empty.
+    pub text: String,
+    /// Version label of the terms, recorded on acceptance.
+    pub version: String,
+}
+
+impl TermsConfig {
+    /// Parses and validates a configuration JSON object.
+    ///
+    /// Both `text` (non-empty) and `version` are required strings; any other field is
+    /// refused. Errors are [`StageError::Config`] naming the offending field.
+    pub fn parse(config_json: &str) -> Result<Self, StageError> {
+        let value: Value = serde_json::from_str(config_json)
+            .map_err(|e| StageError::Config(format!("configuration is not valid JSON: {e}")))?;
+        let Value::Object(map) = value else {
+            return Err(StageError::Config(
+                "configuration must be a JSON object".into(),
+            ));
+        };
+        if let Some(unknown) = map.keys().find(|k| *k != "text" && *k != "version") {
+            return Err(StageError::Config(format!(
+                "unknown field `{unknown}`, expected `text` or `version`"
+            )));
+        }
+        let field = |name: &str| -> Result<String, StageError> {
+            match map.get(name) {
+                None => Err(StageError::Config(format!("missing field `{name}`"))),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(StageError::Config(format!(
+                    "field `{name}` must be a string"
+                ))),
+            }
+        };
+        let text = field("text")?;
+        if text.trim().is_empty() {
+            return Err(StageError::Config("field `text` must not be empty".into()));
+        }
+        let version = field("version")?;
+        Ok(Self { text, version })
+    }
+}
+
+/// A configured `terms` stage.
+#[derive(Debug, Clone)]
+pub struct TermsStage {
+    config: TermsConfig,
+}
+
+impl TermsStage {
+    /// A stage with this configuration.
+    pub fn new(config: TermsConfig) -> Self {
+        Self { config }
+    }
+
+    fn challenge(&self) -> Value {
+        json!({
+            "component": COMPONENT,
+            "text": self.config.text,
+            "version": self.config.version,
+        })
+    }
+}
+
+impl Stage for TermsStage {
+    fn get(&self, _req: &StageRequest<'_>, _host: &dyn Host) -> Result<HookResult, StageError> {
+        Ok(HookResult::new(Outcome::Challenge(self.challenge())))
+    }
+
+    fn challenge_invalid(
+        &self,
+        _req: &StageRequest<'_>,
+        response: &Value,
+        host: &dyn Host,
+    ) -> Result<HookResult, StageError> {
+        if response["accepted"] == true {
+            host.emit_event(EVENT_ACTION, &json!({"version": self.config.version}))?;
+            return Ok(HookResult::new(Outcome::StageOk)
+                .with_context(CONTEXT_KEY, Value::String(self.config.version.clone()))
+                .with_message(Message::success("Terms accepted.")));
+        }
+        let mut challenge = self.challenge();
+        challenge["response_errors"] = json!({
+            "accepted": [{"string": "You must accept the terms to continue.", "code": "required"}]
+        });
+        Ok(HookResult::new(Outcome::Challenge(challenge)))
+    }
+
+    fn restore(
+        &self,
+        req: &StageRequest<'_>,
+        _token: &FlowToken,
+        host: &dyn Host,
+    ) -> Result<HookResult, StageError> {
+        self.get(req, host)
+    }
+}
+
+impl Plugin for TermsPlugin {
+    fn manifest(&self) -> Manifest {
+        Manifest {
+            name: "terms-stage".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: plugin_api::API_VERSION.into(),
+            stages: vec![StageKind {
+                kind: KIND.into(),
+                component: COMPONENT.into(),
+                config_schema: json!({
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "type": "object",
+                    "properties": {
+                        "text": {"type": "string", "minLength": 1, "description": "Terms shown to the person."},
+                        "version": {"type": "string", "description": "Version label recorded on acceptance."}
+                    },
+                    "required": ["text", "version"],
+                    "additionalProperties": false
+                }),
+            }],
+        }
+    }
+
+    fn new_stage(
+        &self,
+        kind: &str,
+        _name: &str,
+        config_json: &str,
+    ) -> Result<Box<dyn Stage>, StageError> {
+        match kind {
+            KIND => Ok(Box::new(TermsStage::new(TermsConfig::parse(config_json)?))),
+            other => Err(StageError::UnknownKind(other.into())),
+        }
+    }
+}
+
+export_plugin!(TermsPlugin);
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use plugin_api::{
+        HostError, LogLevel, MessageLevel, NewFlowToken, OutgoingMail, RateLimit, User,
+    };
+
+    use super::*;
+
+    /// Records events (or fails them); every other service is unused by this stage.
+    #[derive(Default)]
+    struct FakeHost {
+        events: RefCell<Vec<(String, Value)>>,
+        fail_events: bool,
+    }
+
+    impl Host for FakeHost {
+        fn user(&self, _id: &str) -> Result<Option<User>, HostError> {
+            Ok(None)
+        }
+        fn set_user_active(&self, _id: &str, _active: bool) -> Result<bool, HostError> {
+            Ok(false)
+        }
+        fn create_flow_token(&self, _token: &NewFlowToken) -> Result<(), HostError> {
+            Ok(())
+        }
+        fn flow_token(&self, _key_hash: &str) -> Result<Option<FlowToken>, HostError> {
+            Ok(None)
+        }
+        fn consume_flow_token(&self, _key_hash: &str) -> Result<Option<FlowToken>, HostError> {
+            Ok(None)
+        }
+        fn revoke_flow_tokens(&self, _user_id: &str, _stage_name: &str) -> Result<u64, HostError> {
+            Ok(0)
+        }
+        fn cache_get(&self, _key: &str) -> Result<Option<String>, HostError> {
+            Ok(None)
+        }
+        fn cache_set(&self, _key: &str, _value: &str, _ttl_ms: u64) -> Result<(), HostError> {
+            Ok(())
+        }
+        fn rate_limit(
+            &self,
+            _key: &str,
+            _window_ms: u64,
+            _max: u32,
+            _now_ms: i64,
+        ) -> Result<RateLimit, HostError> {
+            Ok(RateLimit::Allowed)
+        }
+        fn emit_event(&self, action: &str, context: &Value) -> Result<(), HostError> {
+            if self.fail_events {
+                return Err(HostError::Unavailable("event store down".into()));
+            }
+            self.events
+                .borrow_mut()
+                .push((action.to_string(), context.clone()));
+            Ok(())
+        }
+        fn enqueue_mail(&self, _mail: &OutgoingMail) -> Result<(), HostError> {
+            Ok(())
+        }
+        fn default_from_address(&self) -> String {
+            "noreply@example.com".into()
+        }
+        fn log(&self, _level: LogLevel, _target: &str, _message: &str) {}
+        fn now_ms(&self) -> i64 {
+            0
+        }
+        fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
+            buf.fill(4);
+            Ok(())
+        }
+    }
+
+    fn req() -> StageRequest<'static> {
+        StageRequest {
+            flow_slug: "enroll",
+            flow_designation: "enrollment",
+            stage_name: "accept-terms",
+            query: "",
+            base_url: "https://id.example.com",
+            locale: "",
+            requester_id: None,
+            context_json: "{}",
+        }
+    }
+
+    fn stage() -> Box<dyn Stage> {
+        TermsPlugin
+            .new_stage(
+                KIND,
+                "accept-terms",
+                r#"{"text": "Be nice.", "version": "v1"}"#,
+            )
+            .expect("valid config")
+    }
+
+    fn expected_challenge() -> Value {
+        json!({"component": "ak-stage-terms", "text": "Be nice.", "version": "v1"})
+    }
+
+    #[test]
+    fn get_and_restore_show_the_terms() {
+        let host = FakeHost::default();
+        let got = stage().get(&req(), &host).expect("get");
+        assert_eq!(
+            got,
+            HookResult::new(Outcome::Challenge(expected_challenge()))
+        );
+        let token = FlowToken {
+            identifier: "t".into(),
+            user_id: "1".into(),
+            flow_slug: "enroll".into(),
+            stage_name: "accept-terms".into(),
+            expires_ms: 0,
+            intent: "verification".into(),
+        };
+        assert_eq!(
+            stage().restore(&req(), &token, &host).expect("restore"),
+            got
+        );
+        assert!(host.events.borrow().is_empty());
+    }
+
+    #[test]
+    fn accepting_passes_and_records_the_event() {
+        let host = FakeHost::default();
+        let r = stage()
+            .challenge_invalid(&req(), &json!({"accepted": true}), &host)
+            .expect("post");
+        assert_eq!(r.outcome, Outcome::StageOk);
+        assert_eq!(r.context_set, vec![(CONTEXT_KEY.to_string(), json!("v1"))]);
+        assert_eq!(r.messages.len(), 1);
+        assert_eq!(r.messages[0].level, MessageLevel::Success);
+        assert_eq!(r.messages[0].message, "Terms accepted.");
+        assert_eq!(
+            *host.events.borrow(),
+            vec![("terms_accepted".to_string(), json!({"version": "v1"}))]
+        );
+    }
+
+    #[test]
+    fn not_accepting_shows_an_error() {
+        for body in [
+            json!({}),
+            json!({"accepted": false}),
+            json!({"accepted": "true"}),
+            json!(null),
+        ] {
+            let host = FakeHost::default();
+            let r = stage()
+                .challenge_invalid(&req(), &body, &host)
+                .expect("post");
+            let mut want = expected_challenge();
+            want["response_errors"] = json!({"accepted": [
+                {"string": "You must accept the terms to continue.", "code": "required"}
+            ]});
+            assert_eq!(r, HookResult::new(Outcome::Challenge(want)), "{body}");
+            assert!(host.events.borrow().is_empty());
+        }
+    }
+
+    #[test]
+    fn host_failure_propagates() {
+        let host = FakeHost {
+            fail_events: true,
+            ..FakeHost::default()
+        };
+        let err = stage()
+            .challenge_invalid(&req(), &json!({"accepted": true}), &host)
+            .expect_err("event failure");
+        assert_eq!(
+            err,
+            StageError::Host(HostError::Unavailable("event store down".into()))
+        );
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let cases = [
+            (r#"{"version": "v1"}"#, "missing field `text`"),
+            (r#"{"text": "x"}"#, "missing field `version`"),
+            (
+                r#"{"text": "", "version": "v1"}"#,
+                "field `text` must not be empty",
+            ),
+            (
+                r#"{"text": 3, "version": "v1"}"#,
+                "field `text` must be a string",
+            ),
+            (
+                r#"{"text": "x", "version": 1}"#,
+                "field `version` must be a string",
+            ),
+            (
+                r#"{"text": "x", "version": "v1", "extra": 1}"#,
+                "unknown field `extra`",
+            ),
+            ("[]", "configuration must be a JSON object"),
+            ("{", "configuration is not valid JSON"),
+        ];
+        for (config, want) in cases {
+            match TermsPlugin.new_stage(KIND, "s", config) {
+                Err(StageError::Config(msg)) => assert!(msg.contains(want), "{config}: {msg}"),
+                Err(other) => panic!("{config}: unexpected error {other}"),
+                Ok(_) => panic!("{config}: accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_kind_and_manifest() {
+        assert!(matches!(
+            TermsPlugin.new_stage("email", "s", "{}"),
+            Err(StageError::UnknownKind(k)) if k == "email"
+        ));
+        let m = TermsPlugin.manifest();
+        assert_eq!(m.name, "terms-stage");
+        assert_eq!(m.api_version, plugin_api::API_VERSION);
+        assert_eq!(m.stages.len(), 1);
+        assert_eq!(m.stages[0].kind, "terms");
+        assert_eq!(m.stages[0].component, "ak-stage-terms");
+        assert_eq!(
+            m.stages[0].config_schema["required"],
+            json!(["text", "version"])
+        );
+    }
+}

@@ -1,0 +1,480 @@
+//! The host's own stages, enough for enrollment, recovery and email change:
+//! identification, prompt, user write, context from prompt, user login.
+
+use plugin_api::{HookResult, Message, Outcome, StageError, User};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::store::{NewUser, Store, StoreError};
+
+/// A prompt field.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    /// Key in `prompt_data`.
+    pub field_key: String,
+    /// Label shown.
+    #[serde(default)]
+    pub label: String,
+    /// `text`, `email`, `username`, `password`.
+    #[serde(rename = "type", default = "text")]
+    pub kind: String,
+    /// Whether a value is required.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn text() -> String {
+    "text".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// A built-in stage with its configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Builtin {
+    /// Asks for a username or email and sets `pending_user`.
+    Identification {
+        /// Unknown identifiers give a placeholder user (authentik's "pretend user exists").
+        pretend_user_exists: bool,
+    },
+    /// Asks for fields and stores them in `prompt_data`.
+    Prompt {
+        /// The fields.
+        fields: Vec<Field>,
+    },
+    /// Creates the pending user from `prompt_data`, or updates email / password of an
+    /// existing one.
+    UserWrite {
+        /// New users start inactive.
+        create_users_as_inactive: bool,
+    },
+    /// Copies `prompt_data` keys into context keys (authentik does this with an
+    /// expression policy, e.g. `email` for the email stage's override).
+    ContextFromPrompt {
+        /// `(prompt_data key, context key)` pairs.
+        map: Vec<(String, String)>,
+    },
+    /// Signs the pending user in.
+    UserLogin,
+}
+
+/// Names of the built-in kinds.
+pub const KINDS: &[&str] = &[
+    "identification",
+    "prompt",
+    "user_write",
+    "context_from_prompt",
+    "user_login",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentCfg {
+    #[serde(default = "yes")]
+    pretend_user_exists: bool,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromptCfg {
+    fields: Vec<Field>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteCfg {
+    #[serde(default)]
+    create_users_as_inactive: bool,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MapCfg {
+    map: std::collections::BTreeMap<String, String>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+fn cfg<T: serde::de::DeserializeOwned>(kind: &str, v: &Value) -> Result<T, StageError> {
+    let v = if v.is_null() { json!({}) } else { v.clone() };
+    serde_json::from_value(v).map_err(|e| StageError::Config(format!("{kind}: {e}")))
+}
+
+impl Builtin {
+    /// Builds a built-in stage; `None` if `kind` is not built in.
+    pub fn from_config(kind: &str, config: &Value) -> Option<Result<Self, StageError>> {
+        Some(match kind {
+            "identification" => cfg::<IdentCfg>(kind, config).map(|c| Self::Identification {
+                pretend_user_exists: c.pretend_user_exists,
+            }),
+            "prompt" => cfg::<PromptCfg>(kind, config).map(|c| Self::Prompt { fields: c.fields }),
+            "user_write" => cfg::<WriteCfg>(kind, config).map(|c| Self::UserWrite {
+                create_users_as_inactive: c.create_users_as_inactive,
+            }),
+            "context_from_prompt" => cfg::<MapCfg>(kind, config).map(|c| Self::ContextFromPrompt {
+                map: c.map.into_iter().collect(),
+            }),
+            "user_login" => cfg::<Empty>(kind, config).map(|_| Self::UserLogin),
+            _ => return None,
+        })
+    }
+
+    /// The challenge of a GET, or the result of stages that need no input.
+    pub fn get(
+        &self,
+        ctx: &mut Map<String, Value>,
+        store: &dyn Store,
+        login: &mut Option<String>,
+    ) -> Result<HookResult, StageError> {
+        match self {
+            Self::Identification { .. } => Ok(challenge(json!({
+                "component": "ak-stage-identification",
+                "user_fields": ["username", "email"],
+                "primary_action": "Continue",
+            }))),
+            Self::Prompt { fields } => Ok(challenge(prompt_challenge(fields))),
+            Self::UserWrite {
+                create_users_as_inactive,
+            } => user_write(ctx, store, *create_users_as_inactive),
+            Self::ContextFromPrompt { map } => {
+                let data = ctx.get("prompt_data").cloned().unwrap_or(json!({}));
+                for (from, to) in map {
+                    if let Some(v) = data.get(from) {
+                        ctx.insert(to.clone(), v.clone());
+                    }
+                }
+                Ok(HookResult::new(Outcome::StageOk))
+            }
+            Self::UserLogin => {
+                let id = pending(ctx)?.and_then(|u| u.id);
+                let user = match id {
+                    Some(id) => store.user(&id).map_err(host)?,
+                    None => None,
+                };
+                match user {
+                    Some(u) if u.is_active => {
+                        *login = u.id;
+                        Ok(HookResult::new(Outcome::StageOk)
+                            .with_message(Message::success("Successfully logged in!")))
+                    }
+                    Some(_) => Ok(HookResult::new(Outcome::StageInvalid(Some(
+                        "User is not active.".into(),
+                    )))),
+                    None => Ok(HookResult::new(Outcome::StageInvalid(None))),
+                }
+            }
+        }
+    }
+
+    /// A challenge response.
+    pub fn post(
+        &self,
+        body: &Value,
+        ctx: &mut Map<String, Value>,
+        store: &dyn Store,
+        login: &mut Option<String>,
+    ) -> Result<HookResult, StageError> {
+        match self {
+            Self::Identification {
+                pretend_user_exists,
+            } => {
+                let uid = body
+                    .get("uid_field")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .trim();
+                if uid.is_empty() || uid.len() > 254 {
+                    return Ok(invalid(
+                        json!({"component": "ak-stage-identification", "user_fields": ["username", "email"]}),
+                        "uid_field",
+                        "This field is required.",
+                    ));
+                }
+                let user = match store.find_user(uid).map_err(host)? {
+                    Some(u) => u,
+                    None if *pretend_user_exists => User {
+                        id: None,
+                        username: uid.to_string(),
+                        email: uid.to_string(),
+                        ..Default::default()
+                    },
+                    None => {
+                        return Ok(invalid(
+                            json!({"component": "ak-stage-identification", "user_fields": ["username", "email"]}),
+                            "non_field_errors",
+                            "Failed to authenticate.",
+                        ))
+                    }
+                };
+                ctx.insert("pending_user_identifier".into(), json!(uid));
+                ctx.insert("pending_user".into(), to_json(&user));
+                Ok(HookResult::new(Outcome::StageOk))
+            }
+            Self::Prompt { fields } => {
+                let mut data = ctx
+                    .get("prompt_data")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                let mut errors = Map::new();
+                for f in fields {
+                    let v = body.get(&f.field_key).and_then(Value::as_str).unwrap_or("");
+                    let err = if v.len() > 1024 {
+                        Some("Ensure this field has no more than 1024 characters.")
+                    } else if f.required && v.trim().is_empty() {
+                        Some("This field is required.")
+                    } else if f.kind == "email"
+                        && !v.is_empty()
+                        && v.parse::<lettre::Address>().is_err()
+                    {
+                        Some("Enter a valid email address.")
+                    } else if f.kind == "username" && v.chars().any(char::is_whitespace) {
+                        Some("Enter a valid username.")
+                    } else {
+                        None
+                    };
+                    match err {
+                        Some(e) => {
+                            errors.insert(
+                                f.field_key.clone(),
+                                json!([{"string": e, "code": "invalid"}]),
+                            );
+                        }
+                        None => {
+                            data.insert(f.field_key.clone(), json!(v));
+                        }
+                    }
+                }
+                if errors.is_empty()
+                    && data.contains_key("password_repeat")
+                    && data.get("password") != data.get("password_repeat")
+                {
+                    errors.insert(
+                        "password_repeat".into(),
+                        json!([{"string": "Passwords don't match.", "code": "invalid"}]),
+                    );
+                }
+                if !errors.is_empty() {
+                    let mut c = prompt_challenge(fields);
+                    c["response_errors"] = Value::Object(errors);
+                    return Ok(challenge(c));
+                }
+                ctx.insert("prompt_data".into(), Value::Object(data));
+                Ok(HookResult::new(Outcome::StageOk))
+            }
+            // Stages without input treat a POST like a GET.
+            other => other.get(ctx, store, login),
+        }
+    }
+}
+
+fn challenge(v: Value) -> HookResult {
+    HookResult::new(Outcome::Challenge(v))
+}
+
+fn invalid(mut c: Value, field: &str, msg: &str) -> HookResult {
+    c["response_errors"] = json!({ field: [{"string": msg, "code": "invalid"}] });
+    challenge(c)
+}
+
+fn prompt_challenge(fields: &[Field]) -> Value {
+    let fields: Vec<Value> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            json!({"field_key": f.field_key, "label": f.label, "type": f.kind, "required": f.required, "order": i})
+        })
+        .collect();
+    json!({"component": "ak-stage-prompt", "fields": fields})
+}
+
+fn host(e: StoreError) -> StageError {
+    StageError::Host(plugin_api::HostError::Unavailable(e.to_string()))
+}
+
+fn to_json(u: &User) -> Value {
+    serde_json::to_value(u).unwrap_or(Value::Null)
+}
+
+fn pending(ctx: &Map<String, Value>) -> Result<Option<User>, StageError> {
+    match ctx.get("pending_user") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| StageError::BadContext(format!("pending_user: {e}"))),
+    }
+}
+
+/// Hashes a password with Argon2id (PHC string).
+pub fn hash_password(password: &str) -> Result<String, StageError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| StageError::Internal(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| StageError::Internal(e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StageError::Internal(e.to_string()))
+}
+
+/// Checks a password against a PHC string.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc)
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+fn user_write(
+    ctx: &mut Map<String, Value>,
+    store: &dyn Store,
+    inactive: bool,
+) -> Result<HookResult, StageError> {
+    let mut data = ctx
+        .get("prompt_data")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let get = |k: &str| {
+        data.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let password = get("password");
+    let hash = if password.is_empty() {
+        None
+    } else {
+        Some(hash_password(&password)?)
+    };
+    let existing = pending(ctx)?.and_then(|u| u.id);
+    let user = match existing {
+        Some(id) => {
+            let email = get("email");
+            if !email.is_empty() {
+                store.set_email(&id, &email).map_err(host)?;
+            }
+            if let Some(h) = &hash {
+                store.set_password_hash(&id, h).map_err(host)?;
+            }
+            match store.user(&id).map_err(host)? {
+                Some(u) => u,
+                None => return Ok(HookResult::new(Outcome::StageInvalid(None))),
+            }
+        }
+        None => {
+            let username = get("username");
+            if username.is_empty() {
+                return Ok(HookResult::new(Outcome::StageInvalid(Some(
+                    "No user data to write.".into(),
+                ))));
+            }
+            let new = NewUser {
+                username,
+                name: get("name"),
+                email: get("email"),
+                is_active: !inactive,
+                password_hash: hash,
+            };
+            match store.create_user(&new) {
+                Ok(u) => u,
+                Err(StoreError::Conflict(_)) => {
+                    return Ok(HookResult::new(Outcome::StageInvalid(Some(
+                        "Username is already taken.".into(),
+                    ))))
+                }
+                Err(e) => return Err(host(e)),
+            }
+        }
+    };
+    // Written secrets leave the plan, so later token snapshots never carry them.
+    data.retain(|k, _| !k.starts_with("password"));
+    ctx.insert("prompt_data".into(), Value::Object(data));
+    ctx.insert("pending_user".into(), to_json(&user));
+    Ok(HookResult::new(Outcome::StageOk))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[test]
+    fn prompt_validates_and_user_write_creates_inactive_users() {
+        let store = MemoryStore::new();
+        let p = Builtin::from_config(
+            "prompt",
+            &json!({"fields": [
+                {"field_key": "username", "type": "username"},
+                {"field_key": "email", "type": "email"},
+                {"field_key": "password", "type": "password"},
+                {"field_key": "password_repeat", "type": "password"}
+            ]}),
+        )
+        .unwrap()
+        .unwrap();
+        let mut ctx = Map::new();
+        let mut login = None;
+        let r = p
+            .post(
+                &json!({"username": "a b", "email": "x", "password": "p", "password_repeat": "p"}),
+                &mut ctx,
+                &store,
+                &mut login,
+            )
+            .unwrap();
+        let Outcome::Challenge(c) = r.outcome else {
+            panic!()
+        };
+        assert!(c["response_errors"]["username"].is_array());
+        assert!(c["response_errors"]["email"].is_array());
+        let r = p
+            .post(&json!({"username": "ab", "email": "a@b.c", "password": "p", "password_repeat": "q"}), &mut ctx, &store, &mut login)
+            .unwrap();
+        let Outcome::Challenge(c) = r.outcome else {
+            panic!()
+        };
+        assert!(c["response_errors"]["password_repeat"].is_array());
+        let r = p
+            .post(&json!({"username": "ab", "email": "a@b.c", "password": "p", "password_repeat": "p"}), &mut ctx, &store, &mut login)
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::StageOk);
+
+        let w = Builtin::from_config("user_write", &json!({"create_users_as_inactive": true}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            w.get(&mut ctx, &store, &mut login).unwrap().outcome,
+            Outcome::StageOk
+        );
+        let u = store.find_user("ab").unwrap().unwrap();
+        assert!(!u.is_active);
+        assert!(verify_password(
+            "p",
+            &store
+                .password_hash(u.id.as_deref().unwrap())
+                .unwrap()
+                .unwrap()
+        ));
+        assert!(
+            ctx["prompt_data"].get("password").is_none(),
+            "secrets leave the plan"
+        );
+
+        let l = Builtin::from_config("user_login", &Value::Null)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            l.get(&mut ctx, &store, &mut login).unwrap().outcome,
+            Outcome::StageInvalid(Some("User is not active.".into()))
+        );
+        assert!(Builtin::from_config("prompt", &json!({"feilds": []}))
+            .unwrap()
+            .is_err());
+        assert!(Builtin::from_config("nope", &Value::Null).is_none());
+    }
+}

@@ -1,0 +1,214 @@
+//! The shared cache: a trait with TTLs and an atomic sliding-window rate limiter, and
+//! the in-process backend.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use plugin_api::RateLimit;
+
+/// A cache failure (the in-process cache never fails; remote ones can).
+#[derive(Debug, thiserror::Error)]
+#[error("cache unavailable: {0}")]
+pub struct CacheError(pub String);
+
+/// What a cache offers hosts and plugins.
+pub trait Cache: Send + Sync {
+    /// Reads a live entry.
+    fn get(&self, key: &str, now_ms: i64) -> Result<Option<String>, CacheError>;
+    /// Writes an entry living `ttl_ms` (0 = not stored).
+    fn set(&self, key: &str, value: &str, ttl_ms: u64, now_ms: i64) -> Result<(), CacheError>;
+    /// Sliding window over allowed attempts, atomically: see
+    /// [`plugin_api::Host::rate_limit`].
+    fn rate_limit(
+        &self,
+        key: &str,
+        window_ms: u64,
+        max: u32,
+        now_ms: i64,
+    ) -> Result<RateLimit, CacheError>;
+}
+
+enum Slot {
+    Text(String),
+    Attempts(Vec<i64>),
+}
+
+struct Entry {
+    slot: Slot,
+    expires_ms: i64,
+}
+
+/// In-process cache: one mutex over a map; expired entries are dropped when met and
+/// swept every few thousand writes.
+#[derive(Default)]
+pub struct MemoryCache {
+    map: Mutex<(HashMap<String, Entry>, u32)>,
+}
+
+impl MemoryCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<String, Entry>, u32)> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn put(&self, key: &str, slot: Slot, ttl_ms: u64, now_ms: i64) {
+        let mut g = self.lock();
+        let (map, writes) = &mut *g;
+        *writes += 1;
+        if *writes % 4096 == 0 {
+            map.retain(|_, e| e.expires_ms > now_ms);
+        }
+        if ttl_ms == 0 {
+            map.remove(key);
+            return;
+        }
+        let expires_ms = now_ms.saturating_add(ttl_ms.min(i64::MAX as u64) as i64);
+        map.insert(key.to_string(), Entry { slot, expires_ms });
+    }
+
+    /// Number of stored entries (expired ones included until swept).
+    pub fn len(&self) -> usize {
+        self.lock().0.len()
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Cache for MemoryCache {
+    fn get(&self, key: &str, now_ms: i64) -> Result<Option<String>, CacheError> {
+        let g = self.lock();
+        Ok(match g.0.get(key) {
+            Some(Entry {
+                slot: Slot::Text(s),
+                expires_ms,
+            }) if *expires_ms > now_ms => Some(s.clone()),
+            _ => None,
+        })
+    }
+
+    fn set(&self, key: &str, value: &str, ttl_ms: u64, now_ms: i64) -> Result<(), CacheError> {
+        self.put(key, Slot::Text(value.to_string()), ttl_ms, now_ms);
+        Ok(())
+    }
+
+    fn rate_limit(
+        &self,
+        key: &str,
+        window_ms: u64,
+        max: u32,
+        now_ms: i64,
+    ) -> Result<RateLimit, CacheError> {
+        let window = window_ms.min(i64::MAX as u64) as i64;
+        // The entry lives the window truncated to whole seconds (authentik's
+        // `int(total_seconds())`); under one second nothing is kept.
+        let ttl_ms = (window_ms / 1000) * 1000;
+        let mut g = self.lock();
+        let (map, _) = &mut *g;
+        let mut recent: Vec<i64> = match map.get(key) {
+            Some(Entry {
+                slot: Slot::Attempts(v),
+                expires_ms,
+            }) if *expires_ms > now_ms => v
+                .iter()
+                .copied()
+                .filter(|t| *t > now_ms.saturating_sub(window))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if recent.len() >= max as usize {
+            let oldest = recent.iter().copied().min().unwrap_or(now_ms);
+            let retry = oldest.saturating_add(window).saturating_sub(now_ms).max(0) as u64;
+            return Ok(RateLimit::Limited {
+                retry_after_ms: retry,
+            });
+        }
+        recent.push(now_ms);
+        if ttl_ms == 0 {
+            map.remove(key);
+        } else {
+            let expires_ms = now_ms.saturating_add(ttl_ms as i64);
+            map.insert(
+                key.to_string(),
+                Entry {
+                    slot: Slot::Attempts(recent),
+                    expires_ms,
+                },
+            );
+        }
+        Ok(RateLimit::Allowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn ttl() {
+        let c = MemoryCache::new();
+        c.set("k", "v", 1000, 0).unwrap();
+        assert_eq!(c.get("k", 999).unwrap().as_deref(), Some("v"));
+        assert_eq!(c.get("k", 1000).unwrap(), None);
+        c.set("k", "v", 0, 0).unwrap();
+        assert_eq!(c.get("k", 0).unwrap(), None);
+    }
+
+    #[test]
+    fn sliding_window() {
+        let c = MemoryCache::new();
+        let w = 300_000;
+        for t in [0, 10_000, 20_000] {
+            assert_eq!(c.rate_limit("k", w, 3, t).unwrap(), RateLimit::Allowed);
+        }
+        assert_eq!(
+            c.rate_limit("k", w, 3, 30_000).unwrap(),
+            RateLimit::Limited {
+                retry_after_ms: 270_000
+            }
+        );
+        // The first attempt leaves the window strictly after now - W.
+        assert!(matches!(
+            c.rate_limit("k", w, 3, 300_000).unwrap(),
+            RateLimit::Allowed
+        ));
+        assert!(matches!(
+            c.rate_limit("k", w, 3, 300_001).unwrap(),
+            RateLimit::Limited { .. }
+        ));
+    }
+
+    #[test]
+    fn sub_second_window_never_limits() {
+        let c = MemoryCache::new();
+        for t in 0..10 {
+            assert_eq!(c.rate_limit("k", 999, 1, t).unwrap(), RateLimit::Allowed);
+        }
+    }
+
+    #[test]
+    fn concurrent_callers_never_exceed_the_limit() {
+        let c = Arc::new(MemoryCache::new());
+        let allowed: usize = (0..8)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    (0..100)
+                        .filter(|_| c.rate_limit("k", 60_000, 5, 1).unwrap() == RateLimit::Allowed)
+                        .count()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(allowed, 5);
+    }
+}

@@ -1,0 +1,450 @@
+//! Host configuration (TOML) and assembly of an [`Executor`] from it.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use plugin_api::{load_plugin, Plugin, SmtpSettings};
+use serde::Deserialize;
+
+use crate::builtin::{Builtin, KINDS};
+use crate::cache::{Cache, MemoryCache};
+use crate::clock::{Clock, SystemClock};
+use crate::executor::{Binding, Executor, FlowDef, InvalidResponseAction, StageImpl};
+use crate::mail::{Delivery, MailQueue};
+use crate::store::{MemoryStore, SqliteStore, Store};
+
+/// Why a host could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed.
+    #[error("malformed configuration: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is invalid.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// A plugin could not be loaded.
+    #[error(transparent)]
+    Plugin(#[from] plugin_api::LoadError),
+    /// A stage configuration was refused.
+    #[error("stage '{stage}': {source}")]
+    Stage {
+        /// Binding name.
+        stage: String,
+        /// The plugin's or built-in stage's error.
+        source: plugin_api::StageError,
+    },
+    /// A backend could not be opened.
+    #[error("backend: {0}")]
+    Backend(String),
+}
+
+/// SMTP settings in the host configuration (authentik's `email.*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Host.
+    #[serde(default = "localhost")]
+    pub host: String,
+    /// Port.
+    #[serde(default = "port25")]
+    pub port: u16,
+    /// AUTH user.
+    #[serde(default)]
+    pub username: String,
+    /// AUTH password.
+    #[serde(default)]
+    pub password: String,
+    /// STARTTLS.
+    #[serde(default)]
+    pub use_tls: bool,
+    /// Implicit TLS.
+    #[serde(default)]
+    pub use_ssl: bool,
+    /// Timeout, seconds.
+    #[serde(default = "ten")]
+    pub timeout: u64,
+}
+
+fn localhost() -> String {
+    "localhost".into()
+}
+fn port25() -> u16 {
+    25
+}
+fn ten() -> u64 {
+    10
+}
+fn default_from() -> String {
+    "authentik@localhost".into()
+}
+fn default_db() -> String {
+    "memory://".into()
+}
+fn default_base() -> String {
+    "http://localhost:9000".into()
+}
+
+/// Mail settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// Global `From` (authentik's `email.from`).
+    #[serde(default = "default_from")]
+    pub from: String,
+    /// Deliver into this directory (one `.eml` per message).
+    pub maildir: Option<PathBuf>,
+    /// Deliver over SMTP.
+    pub smtp: Option<SmtpConfig>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            from: default_from(),
+            maildir: None,
+            smtp: None,
+        }
+    }
+}
+
+/// A plugin library to load.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRef {
+    /// Path of the `.so` / `.dylib` / `.dll`.
+    pub path: PathBuf,
+}
+
+/// A stage binding.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageDef {
+    /// Unique name.
+    pub name: String,
+    /// Kind: built-in or provided by a plugin.
+    pub kind: String,
+    /// Stage configuration.
+    #[serde(default)]
+    pub config: serde_json::Value,
+    /// What an invalid response does.
+    #[serde(default)]
+    pub invalid_response_action: InvalidResponseAction,
+}
+
+/// The whole host configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// Public base URL; links are built from it.
+    #[serde(default = "default_base")]
+    pub base_url: String,
+    /// `sqlite://<path>` (the embedded default) or `memory://`.
+    #[serde(default = "default_db")]
+    pub database: String,
+    /// Mail.
+    #[serde(default)]
+    pub mail: MailConfig,
+    /// Plugins.
+    #[serde(default)]
+    pub plugins: Vec<PluginRef>,
+    /// Stage bindings.
+    #[serde(default)]
+    pub stages: Vec<StageDef>,
+    /// Flows.
+    #[serde(default)]
+    pub flows: Vec<FlowDef>,
+}
+
+impl HostConfig {
+    /// Reads a TOML file; relative paths in it are taken from the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut cfg: Self = toml::from_str(&text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in &mut cfg.plugins {
+            if p.path.is_relative() {
+                p.path = base.join(&p.path);
+            }
+        }
+        if let Some(d) = &mut cfg.mail.maildir {
+            if d.is_relative() {
+                *d = base.join(&*d);
+            }
+        }
+        if let Some(rest) = cfg.database.strip_prefix("sqlite://") {
+            if Path::new(rest).is_relative() {
+                cfg.database = format!("sqlite://{}", base.join(rest).display());
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The global mail delivery.
+    pub fn delivery(&self) -> Result<Delivery, ConfigError> {
+        match (&self.mail.smtp, &self.mail.maildir) {
+            (Some(_), Some(_)) => Err(ConfigError::Invalid(
+                "mail: set either smtp or maildir, not both".into(),
+            )),
+            (Some(s), None) => {
+                if s.use_tls && s.use_ssl {
+                    return Err(ConfigError::Invalid(
+                        "mail.smtp: use_tls and use_ssl cannot both be set".into(),
+                    ));
+                }
+                Ok(Delivery::Smtp(SmtpSettings {
+                    host: s.host.clone(),
+                    port: s.port,
+                    username: s.username.clone(),
+                    password: s.password.clone(),
+                    use_tls: s.use_tls,
+                    use_ssl: s.use_ssl,
+                    timeout_secs: s.timeout,
+                }))
+            }
+            (None, Some(d)) => Ok(Delivery::MailDir(d.clone())),
+            (None, None) => Ok(Delivery::MailDir(PathBuf::from("mail"))),
+        }
+    }
+}
+
+/// Opens a store from a URL: `sqlite://<path>` or `memory://`.
+pub fn open_store(url: &str) -> Result<Arc<dyn Store>, ConfigError> {
+    if url == "memory://" {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(ConfigError::Invalid(
+                "database: sqlite:// needs a file path".into(),
+            ));
+        }
+        let p = Path::new(path);
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ConfigError::Backend(format!("{}: {e}", dir.display())))?;
+        }
+        return SqliteStore::open(p)
+            .map(|s| Arc::new(s) as Arc<dyn Store>)
+            .map_err(|e| ConfigError::Backend(format!("{url}: {e}")));
+    }
+    Err(ConfigError::Invalid(format!(
+        "database: unsupported URL '{url}' (use sqlite://<path> or memory://)"
+    )))
+}
+
+/// Backends an executor runs on.
+pub struct Backends {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Cache.
+    pub cache: Arc<dyn Cache>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Backends {
+    /// The embedded defaults for `cfg`: its database, an in-process cache, the system clock.
+    pub fn from_config(cfg: &HostConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: open_store(&cfg.database)?,
+            cache: Arc::new(MemoryCache::new()),
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+fn valid_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 50
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Loads the plugin libraries named in `cfg`.
+pub fn load_plugins(cfg: &HostConfig) -> Result<Vec<Arc<dyn Plugin>>, ConfigError> {
+    cfg.plugins
+        .iter()
+        .map(|p| Ok(Arc::new(load_plugin(&p.path)?) as Arc<dyn Plugin>))
+        .collect()
+}
+
+/// Validates `cfg` and builds an executor with `plugins` (loaded or in-process).
+pub fn build_executor(
+    cfg: &HostConfig,
+    plugins: &[Arc<dyn Plugin>],
+    backends: Backends,
+) -> Result<Executor, ConfigError> {
+    let mut names = HashSet::new();
+    let mut bindings = Vec::new();
+    for def in &cfg.stages {
+        if !names.insert(def.name.clone()) {
+            return Err(ConfigError::Invalid(format!(
+                "stage name '{}' is used twice",
+                def.name
+            )));
+        }
+        let stage_err = |source| ConfigError::Stage {
+            stage: def.name.clone(),
+            source,
+        };
+        let imp = if let Some(b) = Builtin::from_config(&def.kind, &def.config) {
+            StageImpl::Builtin(b.map_err(stage_err)?)
+        } else {
+            let provider = plugins.iter().find_map(|p| {
+                let m = p.manifest();
+                m.stages
+                    .iter()
+                    .any(|k| k.kind == def.kind)
+                    .then_some((p, m.name))
+            });
+            let Some((plugin, namespace)) = provider else {
+                return Err(ConfigError::Invalid(format!(
+                    "stage '{}': kind '{}' is neither built in ({}) nor provided by a loaded plugin",
+                    def.name,
+                    def.kind,
+                    KINDS.join(", ")
+                )));
+            };
+            let config = if def.config.is_null() {
+                "{}".to_string()
+            } else {
+                def.config.to_string()
+            };
+            let stage = plugin
+                .new_stage(&def.kind, &def.name, &config)
+                .map_err(stage_err)?;
+            StageImpl::Plugin { stage, namespace }
+        };
+        bindings.push(Binding {
+            name: def.name.clone(),
+            kind: def.kind.clone(),
+            imp,
+            invalid_response_action: def.invalid_response_action,
+        });
+    }
+    let mut slugs = HashSet::new();
+    for f in &cfg.flows {
+        if !valid_slug(&f.slug) {
+            return Err(ConfigError::Invalid(format!(
+                "flow slug '{}' must be 1-50 of a-z, 0-9, '-', '_'",
+                f.slug
+            )));
+        }
+        if !slugs.insert(f.slug.clone()) {
+            return Err(ConfigError::Invalid(format!(
+                "flow slug '{}' is used twice",
+                f.slug
+            )));
+        }
+        for s in &f.stages {
+            if !names.contains(s) {
+                return Err(ConfigError::Invalid(format!(
+                    "flow '{}' binds stage '{s}', which is not configured",
+                    f.slug
+                )));
+            }
+        }
+    }
+    if !(cfg.base_url.starts_with("http://") || cfg.base_url.starts_with("https://")) {
+        return Err(ConfigError::Invalid(format!(
+            "base_url '{}' must start with http:// or https://",
+            cfg.base_url
+        )));
+    }
+    let mail = MailQueue::start(
+        cfg.delivery()?,
+        backends.store.clone(),
+        backends.clock.clone(),
+    )
+    .map_err(|e| ConfigError::Backend(e.to_string()))?;
+    Ok(Executor::new(
+        cfg.base_url.clone(),
+        cfg.mail.from.clone(),
+        cfg.flows.clone(),
+        bindings,
+        backends.store,
+        backends.cache,
+        Arc::new(mail),
+        backends.clock,
+    ))
+}
+
+/// The three reference flows (enrollment, recovery, email change) with the email
+/// stage provided by a plugin; `smtp` or `maildir` choose delivery.
+pub fn reference_config(
+    database: &str,
+    base_url: &str,
+    plugin: Option<&Path>,
+    mail: MailConfig,
+) -> HostConfig {
+    let text = include_str!("../flows.toml");
+    let mut cfg: HostConfig = toml::from_str(text).expect("flows.toml parses (unit test)");
+    cfg.database = database.to_string();
+    cfg.base_url = base_url.to_string();
+    cfg.mail = mail;
+    cfg.plugins = plugin
+        .map(|p| PluginRef {
+            path: p.to_path_buf(),
+        })
+        .into_iter()
+        .collect();
+    cfg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_flows_parse_and_build_with_the_plugin_in_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = reference_config(
+            "memory://",
+            "http://localhost:9000",
+            None,
+            MailConfig {
+                maildir: Some(dir.path().to_path_buf()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(cfg.flows.len(), 3);
+        let plugins: Vec<Arc<dyn Plugin>> = vec![Arc::new(email_stage_plugin::EmailStagePlugin)];
+        let ex = build_executor(&cfg, &plugins, Backends::from_config(&cfg).unwrap()).unwrap();
+        assert!(ex.flow("enroll").is_some());
+    }
+
+    #[test]
+    fn clear_errors() {
+        let mut cfg = reference_config("memory://", "http://x", None, MailConfig::default());
+        let plugins: Vec<Arc<dyn Plugin>> = vec![Arc::new(email_stage_plugin::EmailStagePlugin)];
+        cfg.stages[0].kind = "nope".into();
+        let e = build_executor(&cfg, &plugins, Backends::from_config(&cfg).unwrap())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("kind 'nope'"), "{e}");
+        let mut cfg = reference_config("memory://", "http://x", None, MailConfig::default());
+        let email = cfg.stages.iter_mut().find(|s| s.kind == "email").unwrap();
+        email.config = serde_json::json!({"token_expiry": "hours=3,minutes=17"});
+        let e = build_executor(&cfg, &plugins, Backends::from_config(&cfg).unwrap())
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("is not in the correct format"),
+            "{e}"
+        );
+        assert!(open_store("postgres://x").is_err());
+        assert!(toml::from_str::<HostConfig>("bogus = 1").is_err());
+    }
+}

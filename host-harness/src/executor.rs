@@ -1,0 +1,622 @@
+//! The flow executor, modelled on authentik's: a plan per session, one stage at a
+//! time, link restore through `?flow_token=` with a confirmation step.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use plugin_api::token::{constant_time_eq, hash_key};
+use plugin_api::{FlowToken, HookResult, Message, Outcome, Stage, StageError, StageRequest};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::builtin::Builtin;
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::mail::MailQueue;
+use crate::services::RequestHost;
+use crate::store::{Event, Store};
+
+/// Access-denied message when a link's token is gone.
+pub const MSG_LINK_USED: &str = "Link was already used, please request a new link.";
+
+/// A flow: slug, title, designation and its stage bindings in order.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FlowDef {
+    /// URL slug.
+    pub slug: String,
+    /// Title shown in `flow_info`.
+    #[serde(default)]
+    pub title: String,
+    /// `enrollment`, `recovery`, `authentication`, `stage_configuration`, …
+    pub designation: String,
+    /// Stage binding names, in order.
+    pub stages: Vec<String>,
+}
+
+/// What happens when a stage answers a POST with an invalid response.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidResponseAction {
+    /// Show the stage again (default).
+    #[default]
+    Retry,
+    /// Start the flow again with an empty context.
+    Restart,
+    /// Start the flow again keeping the context.
+    RestartWithContext,
+}
+
+/// One entry of a plan.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PlanEntry {
+    /// A configured stage binding.
+    Stage {
+        /// Binding name.
+        name: String,
+    },
+    /// The confirmation step of a restored link; consumes the token on POST.
+    Confirm {
+        /// Header text.
+        header: String,
+        /// Hash of the link's token.
+        key_hash: String,
+    },
+}
+
+/// A flow plan: what remains to run and the context.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    /// Flow the plan belongs to.
+    pub flow_slug: String,
+    /// Remaining entries; the first is current.
+    pub stages: Vec<PlanEntry>,
+    /// Plan context.
+    pub context: Map<String, Value>,
+}
+
+/// Server-side state of one browser session.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Session {
+    /// The running plan.
+    pub plan: Option<Plan>,
+    /// Signed-in user.
+    pub user_id: Option<String>,
+    /// Flash messages not yet delivered.
+    pub messages: Vec<Message>,
+    /// Token of the confirmation prompt shown last.
+    pub consent_token: Option<String>,
+    /// The flow's GET parameters (the `query` it was planned with).
+    pub get_params: String,
+}
+
+/// What the executor answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// HTTP 200 with this challenge.
+    Challenge(Value),
+    /// HTTP 302 to this executor URL (follow with a GET).
+    Redirect(String),
+    /// HTTP 404: no such flow.
+    NotFound,
+}
+
+impl Response {
+    /// The challenge's `component`, `"302"` for a redirect, `"404"` for not found.
+    pub fn component(&self) -> &str {
+        match self {
+            Self::Challenge(v) => v.get("component").and_then(Value::as_str).unwrap_or(""),
+            Self::Redirect(_) => "302",
+            Self::NotFound => "404",
+        }
+    }
+}
+
+/// How a binding runs.
+pub enum StageImpl {
+    /// Built into the host.
+    Builtin(Builtin),
+    /// From a plugin.
+    Plugin {
+        /// The stage instance.
+        stage: Box<dyn Stage>,
+        /// Cache namespace (the plugin's name).
+        namespace: String,
+    },
+}
+
+/// A configured stage binding.
+pub struct Binding {
+    /// Binding name.
+    pub name: String,
+    /// Stage kind.
+    pub kind: String,
+    /// Implementation.
+    pub imp: StageImpl,
+    /// What an invalid response does.
+    pub invalid_response_action: InvalidResponseAction,
+}
+
+/// The executor with its flows, bindings and backends.
+pub struct Executor {
+    /// Public base URL links are built from.
+    pub base_url: String,
+    /// Global `From` address.
+    pub from_address: String,
+    flows: HashMap<String, FlowDef>,
+    bindings: HashMap<String, Binding>,
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Cache.
+    pub cache: Arc<dyn Cache>,
+    /// Outgoing mail.
+    pub mail: Arc<MailQueue>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The executor URL of a flow with its `query`.
+pub fn executor_url(slug: &str, query: &str) -> String {
+    let q: String = form_urlencoded::byte_serialize(query.as_bytes()).collect();
+    format!("/api/v3/flows/executor/{slug}/?query={q}")
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn pending_display(ctx: &Map<String, Value>) -> String {
+    ctx.get("pending_user")
+        .and_then(|u| u.get("username"))
+        .or_else(|| ctx.get("pending_user_identifier"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+impl Executor {
+    /// Assembles an executor. Callers validate flows and bindings (see
+    /// [`crate::config`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        base_url: String,
+        from_address: String,
+        flows: Vec<FlowDef>,
+        bindings: Vec<Binding>,
+        store: Arc<dyn Store>,
+        cache: Arc<dyn Cache>,
+        mail: Arc<MailQueue>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            from_address,
+            flows: flows.into_iter().map(|f| (f.slug.clone(), f)).collect(),
+            bindings: bindings.into_iter().map(|b| (b.name.clone(), b)).collect(),
+            store,
+            cache,
+            mail,
+            clock,
+        }
+    }
+
+    /// A configured flow.
+    pub fn flow(&self, slug: &str) -> Option<&FlowDef> {
+        self.flows.get(slug)
+    }
+
+    /// A configured binding.
+    pub fn binding(&self, name: &str) -> Option<&Binding> {
+        self.bindings.get(name)
+    }
+
+    /// `GET /api/v3/flows/executor/<slug>/?query=…`
+    pub fn get(&self, s: &mut Session, slug: &str, query: &str) -> Response {
+        self.run(s, slug, query, None)
+    }
+
+    /// `POST /api/v3/flows/executor/<slug>/?query=…` with a JSON body.
+    pub fn post(&self, s: &mut Session, slug: &str, query: &str, body: &Value) -> Response {
+        self.run(s, slug, query, Some(body))
+    }
+
+    fn run(&self, s: &mut Session, slug: &str, query: &str, body: Option<&Value>) -> Response {
+        let Some(flow) = self.flows.get(slug) else {
+            return Response::NotFound;
+        };
+        self.maybe_restore(s, query);
+        if let Some(p) = &s.plan {
+            if p.flow_slug != slug {
+                tracing::info!(target: "executor", "Found existing plan for other flow, deleting plan");
+                s.plan = None;
+            }
+        }
+        if s.plan.is_none() {
+            s.plan = Some(self.plan_flow(flow, s.user_id.as_deref(), Map::new()));
+            s.get_params = query.to_string();
+        }
+        let entry = s.plan.as_ref().and_then(|p| p.stages.first().cloned());
+        match entry {
+            None => self.finish(s, flow),
+            Some(PlanEntry::Confirm { header, key_hash }) => {
+                self.confirm(s, flow, query, &header, &key_hash, body)
+            }
+            Some(PlanEntry::Stage { name }) => self.stage(s, flow, query, &name, body),
+        }
+    }
+
+    fn plan_flow(
+        &self,
+        flow: &FlowDef,
+        user_id: Option<&str>,
+        mut context: Map<String, Value>,
+    ) -> Plan {
+        if let Some(id) = user_id {
+            if let Ok(Some(u)) = self.store.user(id) {
+                context.insert(
+                    "pending_user".into(),
+                    serde_json::to_value(u).unwrap_or(Value::Null),
+                );
+            }
+        }
+        Plan {
+            flow_slug: flow.slug.clone(),
+            stages: flow
+                .stages
+                .iter()
+                .map(|n| PlanEntry::Stage { name: n.clone() })
+                .collect(),
+            context,
+        }
+    }
+
+    /// authentik's executor token check: a valid `flow_token` replaces the session's
+    /// plan with the token's snapshot, marked `is_restored`.
+    fn maybe_restore(&self, s: &mut Session, query: &str) {
+        let Some(key) = query_param(query, "flow_token") else {
+            return;
+        };
+        if key.is_empty() || key.len() > 255 {
+            return;
+        }
+        let hash = hash_key(&key);
+        let stored = match self.store.token(&hash, self.clock.now_ms()) {
+            Ok(Some(t)) => t,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(target: "executor", error = %e, "token lookup failed");
+                return;
+            }
+        };
+        let same = s.plan.as_ref().is_some_and(|p| {
+            p.context
+                .get("is_restored")
+                .and_then(|t| t.get("identifier"))
+                .and_then(Value::as_str)
+                == Some(stored.token.identifier.as_str())
+        });
+        if same {
+            // The page keeps `flow_token` in its query: the session already runs
+            // this token's plan.
+            return;
+        }
+        if stored.revoke_on_execution {
+            let _ = self.store.delete_token(&hash);
+        }
+        let mut plan: Plan = match serde_json::from_value(stored.plan) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(target: "executor", error = %e, "Failed to restore token plan");
+                return;
+            }
+        };
+        plan.context.insert(
+            "is_restored".into(),
+            serde_json::to_value(&stored.token).unwrap_or(Value::Null),
+        );
+        s.plan = Some(plan);
+        s.get_params = query.to_string();
+        s.consent_token = None;
+    }
+
+    fn decorate(&self, s: &mut Session, flow: &FlowDef, mut v: Value) -> Response {
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "flow_info".into(),
+                json!({
+                    "title": flow.title,
+                    "background": "",
+                    "cancel_url": "/flows/-/cancel/",
+                    "layout": "stacked",
+                }),
+            );
+            if !s.messages.is_empty() {
+                let msgs = std::mem::take(&mut s.messages);
+                m.insert(
+                    "messages".into(),
+                    serde_json::to_value(msgs).unwrap_or_default(),
+                );
+            }
+        }
+        Response::Challenge(v)
+    }
+
+    fn deny(&self, s: &mut Session, flow: &FlowDef, message: Option<String>) -> Response {
+        let pending = s
+            .plan
+            .as_ref()
+            .map(|p| pending_display(&p.context))
+            .unwrap_or_default();
+        s.plan = None;
+        s.get_params.clear();
+        let v = json!({
+            "component": "ak-stage-access-denied",
+            "pending_user": pending,
+            "pending_user_avatar": "",
+            "error_message": message.unwrap_or_else(|| "Unknown error".into()),
+        });
+        self.decorate(s, flow, v)
+    }
+
+    fn finish(&self, s: &mut Session, flow: &FlowDef) -> Response {
+        s.plan = None;
+        let to = match query_param(&s.get_params, "next") {
+            Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
+            Some(_) => {
+                s.messages.push(Message::error("Invalid next URL"));
+                "/".into()
+            }
+            None => "/".into(),
+        };
+        s.get_params.clear();
+        self.decorate(s, flow, json!({"component": "xak-flow-redirect", "to": to}))
+    }
+
+    fn advance(&self, s: &mut Session, flow: &FlowDef, query: &str) -> Response {
+        let Some(plan) = s.plan.as_mut() else {
+            return self.finish(s, flow);
+        };
+        if !plan.stages.is_empty() {
+            plan.stages.remove(0);
+        }
+        if plan.stages.is_empty() {
+            self.finish(s, flow)
+        } else {
+            Response::Redirect(executor_url(&flow.slug, query))
+        }
+    }
+
+    fn confirm(
+        &self,
+        s: &mut Session,
+        flow: &FlowDef,
+        query: &str,
+        header: &str,
+        key_hash: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let now = self.clock.now_ms();
+        if let Some(body) = body {
+            let submitted = body.get("token").and_then(Value::as_str).unwrap_or("");
+            let matches = s
+                .consent_token
+                .as_deref()
+                .is_some_and(|t| constant_time_eq(t, submitted));
+            if matches {
+                s.consent_token = None;
+                // One statement deletes and returns: of two browsers confirming the
+                // same link, exactly one proceeds.
+                return match self.store.consume_token(key_hash, now) {
+                    Ok(Some(_)) => self.advance(s, flow, query),
+                    Ok(None) => self.deny(s, flow, Some(MSG_LINK_USED.into())),
+                    Err(e) => self.flow_error(
+                        s,
+                        flow,
+                        "confirmation",
+                        &StageError::Internal(e.to_string()),
+                    ),
+                };
+            }
+        }
+        match self.store.token(key_hash, now) {
+            Ok(Some(_)) => {}
+            Ok(None) => return self.deny(s, flow, Some(MSG_LINK_USED.into())),
+            Err(e) => {
+                return self.flow_error(
+                    s,
+                    flow,
+                    "confirmation",
+                    &StageError::Internal(e.to_string()),
+                )
+            }
+        }
+        let mut b = [0u8; 16];
+        let token = match getrandom::fill(&mut b) {
+            Ok(()) => uuid::Builder::from_random_bytes(b)
+                .into_uuid()
+                .hyphenated()
+                .to_string(),
+            Err(e) => {
+                return self.flow_error(
+                    s,
+                    flow,
+                    "confirmation",
+                    &StageError::Internal(e.to_string()),
+                )
+            }
+        };
+        s.consent_token = Some(token.clone());
+        let pending = s
+            .plan
+            .as_ref()
+            .map(|p| pending_display(&p.context))
+            .unwrap_or_default();
+        self.decorate(
+            s,
+            flow,
+            json!({
+                "component": "ak-stage-consent",
+                "pending_user": pending,
+                "pending_user_avatar": "",
+                "header_text": header,
+                "permissions": [],
+                "additional_permissions": [],
+                "token": token,
+            }),
+        )
+    }
+
+    fn flow_error(&self, s: &mut Session, flow: &FlowDef, stage: &str, e: &StageError) -> Response {
+        let mut b = [0u8; 8];
+        let _ = getrandom::fill(&mut b);
+        let request_id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        tracing::error!(target: "executor", stage, %request_id, error = %e, "System exception during flow execution.");
+        let _ = self.store.add_event(&Event {
+            action: "system_exception".into(),
+            context: crate::services::cleanse(&json!({
+                "message": "System exception during flow execution.",
+                "stage": stage,
+                "error": e.to_string(),
+                "request_id": request_id,
+            })),
+            at_ms: self.clock.now_ms(),
+        });
+        if matches!(e, StageError::Panicked(_)) {
+            return self.deny(s, flow, None);
+        }
+        self.decorate(
+            s,
+            flow,
+            json!({"component": "ak-stage-flow-error", "request_id": request_id}),
+        )
+    }
+
+    fn stage(
+        &self,
+        s: &mut Session,
+        flow: &FlowDef,
+        query: &str,
+        name: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let Some(binding) = self.bindings.get(name) else {
+            let e = StageError::Internal(format!("stage binding '{name}' does not exist"));
+            return self.flow_error(s, flow, name, &e);
+        };
+        let result = match &binding.imp {
+            StageImpl::Builtin(b) => {
+                let mut login = None;
+                let Some(plan) = s.plan.as_mut() else {
+                    return self.finish(s, flow);
+                };
+                let r = match body {
+                    Some(body) => b.post(body, &mut plan.context, &*self.store, &mut login),
+                    None => b.get(&mut plan.context, &*self.store, &mut login),
+                };
+                if login.is_some() {
+                    s.user_id = login;
+                }
+                r
+            }
+            StageImpl::Plugin { stage, namespace } => {
+                if body.is_some() && binding.invalid_response_action != InvalidResponseAction::Retry
+                {
+                    let keep = binding.invalid_response_action
+                        == InvalidResponseAction::RestartWithContext;
+                    let ctx = match (&s.plan, keep) {
+                        (Some(p), true) => p.context.clone(),
+                        _ => Map::new(),
+                    };
+                    s.plan = Some(self.plan_flow(flow, s.user_id.as_deref(), ctx));
+                    return Response::Redirect(executor_url(&flow.slug, query));
+                }
+                let Some(plan) = s.plan.as_ref() else {
+                    return self.finish(s, flow);
+                };
+                self.call_plugin(
+                    &**stage,
+                    namespace,
+                    flow,
+                    name,
+                    plan,
+                    s.user_id.as_deref(),
+                    query,
+                    body,
+                )
+            }
+        };
+        self.apply(s, flow, query, name, result)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn call_plugin(
+        &self,
+        stage: &dyn Stage,
+        namespace: &str,
+        flow: &FlowDef,
+        name: &str,
+        plan: &Plan,
+        requester: Option<&str>,
+        query: &str,
+        body: Option<&Value>,
+    ) -> Result<HookResult, StageError> {
+        let context_json = serde_json::to_string(&plan.context)
+            .map_err(|e| StageError::BadContext(e.to_string()))?;
+        let req = StageRequest {
+            flow_slug: &flow.slug,
+            flow_designation: &flow.designation,
+            stage_name: name,
+            query,
+            base_url: &self.base_url,
+            locale: "",
+            requester_id: requester,
+            context_json: &context_json,
+        };
+        let host = RequestHost {
+            store: &*self.store,
+            cache: &*self.cache,
+            mail: &self.mail,
+            clock: &*self.clock,
+            plan,
+            namespace,
+            from_address: &self.from_address,
+        };
+        match (body, plan.context.get("is_restored")) {
+            (Some(b), _) => stage.challenge_invalid(&req, b, &host),
+            (None, Some(t)) => {
+                let token: FlowToken = serde_json::from_value(t.clone())
+                    .map_err(|e| StageError::BadContext(format!("is_restored: {e}")))?;
+                stage.restore(&req, &token, &host)
+            }
+            (None, None) => stage.get(&req, &host),
+        }
+    }
+
+    fn apply(
+        &self,
+        s: &mut Session,
+        flow: &FlowDef,
+        query: &str,
+        name: &str,
+        result: Result<HookResult, StageError>,
+    ) -> Response {
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => return self.flow_error(s, flow, name, &e),
+        };
+        s.messages.extend(r.messages);
+        if let Some(plan) = s.plan.as_mut() {
+            for (k, v) in r.context_set {
+                plan.context.insert(k, v);
+            }
+        }
+        match r.outcome {
+            Outcome::Challenge(v) => self.decorate(s, flow, v),
+            Outcome::StageOk => self.advance(s, flow, query),
+            Outcome::StageInvalid(m) => self.deny(s, flow, m),
+        }
+    }
+}

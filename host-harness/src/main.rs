@@ -1,0 +1,67 @@
+//! `host-harness`: the reference host's command line.
+
+mod demo;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "host-harness",
+    version,
+    about = "Reference host for identity-server stage plugins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs enrollment and recovery end to end on the embedded defaults and prints each step.
+    Demo {
+        /// Output folder (SQLite file and mail directory); emptied first.
+        #[arg(long, default_value = "demo-out")]
+        out: PathBuf,
+        /// Email stage plugin library; default: next to this executable.
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+        /// Deliver over SMTP to this host:port instead of the mail directory.
+        #[arg(long)]
+        smtp: Option<String>,
+    },
+    /// Loads a plugin library and prints its manifest, or the reason it is refused.
+    Inspect {
+        /// Plugin library.
+        path: PathBuf,
+        /// Print abi_stable's full layout report on incompatibility.
+        #[arg(long)]
+        verbose: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Demo { out, plugin, smtp } => demo::run(&out, plugin, smtp.as_deref()),
+        Command::Inspect { path, verbose } => match plugin_api::load_plugin(&path) {
+            Ok(p) => {
+                use plugin_api::Plugin;
+                println!("{}", serde_json::to_string_pretty(&p.manifest())?);
+                Ok(())
+            }
+            Err(plugin_api::LoadError::Incompatible { full_report, .. }) if verbose => {
+                Err(anyhow::anyhow!("{full_report}")).context("plugin refused")
+            }
+            Err(e) => Err(e).context("plugin refused"),
+        },
+    }
+}

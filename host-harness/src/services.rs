@@ -1,0 +1,200 @@
+//! The host services lent to a plugin hook: [`plugin_api::Host`] over the host's
+//! store, cache, mail queue and clock, for one request of one flow.
+
+use plugin_api::{
+    FlowToken, Host, HostError, LogLevel, NewFlowToken, OutgoingMail, RateLimit, User,
+};
+use serde_json::Value;
+
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::executor::{Plan, PlanEntry};
+use crate::mail::MailQueue;
+use crate::store::{Event, Store, StoredToken};
+
+/// Everything a hook may touch, borrowed for one call.
+pub struct RequestHost<'a> {
+    /// Storage.
+    pub store: &'a dyn Store,
+    /// Cache.
+    pub cache: &'a dyn Cache,
+    /// Outgoing mail.
+    pub mail: &'a MailQueue,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// The plan of the running flow (snapshotted into new tokens).
+    pub plan: &'a Plan,
+    /// Cache-key namespace of the calling plugin.
+    pub namespace: &'a str,
+    /// Global `From`.
+    pub from_address: &'a str,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> HostError {
+    HostError::Unavailable(e.to_string())
+}
+
+/// Masks values whose key looks secret (authentik's event cleanser:
+/// `API|TOKEN|KEY|SECRET|PASS|SIGNATURE`, case-insensitive).
+pub fn cleanse(v: &Value) -> Value {
+    const SECRET: &[&str] = &["api", "token", "key", "secret", "pass", "signature"];
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let lk = k.to_lowercase();
+                    if SECRET.iter().any(|s| lk.contains(s)) && !v.is_object() {
+                        (k.clone(), Value::String("********".into()))
+                    } else {
+                        (k.clone(), cleanse(v))
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(cleanse).collect()),
+        other => other.clone(),
+    }
+}
+
+impl RequestHost<'_> {
+    fn key(&self, key: &str) -> String {
+        format!("{}:{key}", self.namespace)
+    }
+
+    /// The plan stored with a new token: the running plan, headed by the
+    /// confirmation step when asked, without any earlier restore marker.
+    pub fn snapshot(&self, token: &NewFlowToken) -> Value {
+        let mut plan = self.plan.clone();
+        plan.context.remove("is_restored");
+        if let Some(header) = &token.confirm_header {
+            plan.stages.insert(
+                0,
+                PlanEntry::Confirm {
+                    header: header.clone(),
+                    key_hash: token.key_hash.clone(),
+                },
+            );
+        }
+        serde_json::to_value(&plan).unwrap_or(Value::Null)
+    }
+}
+
+impl Host for RequestHost<'_> {
+    fn user(&self, id: &str) -> Result<Option<User>, HostError> {
+        self.store.user(id).map_err(unavailable)
+    }
+    fn set_user_active(&self, id: &str, active: bool) -> Result<bool, HostError> {
+        self.store.set_active(id, active).map_err(unavailable)
+    }
+    fn create_flow_token(&self, t: &NewFlowToken) -> Result<(), HostError> {
+        if t.key_hash.len() != 64 || !t.key_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(HostError::Rejected(
+                "key_hash must be a SHA-256 hex digest".into(),
+            ));
+        }
+        let stored = StoredToken {
+            key_hash: t.key_hash.clone(),
+            token: FlowToken {
+                identifier: t.identifier.clone(),
+                user_id: t.user_id.clone(),
+                flow_slug: self.plan.flow_slug.clone(),
+                stage_name: t.stage_name.clone(),
+                expires_ms: t.expires_ms,
+                intent: t.intent.clone(),
+            },
+            revoke_on_execution: t.revoke_on_execution,
+            plan: self.snapshot(t),
+        };
+        self.store.insert_token(&stored).map_err(|e| match e {
+            crate::store::StoreError::Conflict(m) => {
+                HostError::Rejected(format!("{m} already exists"))
+            }
+            e => unavailable(e),
+        })
+    }
+    fn flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
+        Ok(self
+            .store
+            .token(key_hash, self.clock.now_ms())
+            .map_err(unavailable)?
+            .map(|t| t.token))
+    }
+    fn consume_flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
+        self.store
+            .consume_token(key_hash, self.clock.now_ms())
+            .map_err(unavailable)
+    }
+    fn revoke_flow_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, HostError> {
+        self.store
+            .revoke_tokens(user_id, stage_name)
+            .map_err(unavailable)
+    }
+    fn cache_get(&self, key: &str) -> Result<Option<String>, HostError> {
+        self.cache
+            .get(&self.key(key), self.clock.now_ms())
+            .map_err(unavailable)
+    }
+    fn cache_set(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), HostError> {
+        self.cache
+            .set(&self.key(key), value, ttl_ms, self.clock.now_ms())
+            .map_err(unavailable)
+    }
+    fn rate_limit(
+        &self,
+        key: &str,
+        window_ms: u64,
+        max: u32,
+        now_ms: i64,
+    ) -> Result<RateLimit, HostError> {
+        self.cache
+            .rate_limit(&self.key(key), window_ms, max, now_ms)
+            .map_err(unavailable)
+    }
+    fn emit_event(&self, action: &str, context: &Value) -> Result<(), HostError> {
+        if !context.is_object() {
+            return Err(HostError::Rejected(
+                "event context must be a JSON object".into(),
+            ));
+        }
+        tracing::info!(target: "events", action, "event recorded");
+        self.store
+            .add_event(&Event {
+                action: action.to_string(),
+                context: cleanse(context),
+                at_ms: self.clock.now_ms(),
+            })
+            .map_err(unavailable)
+    }
+    fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), HostError> {
+        self.mail.enqueue(mail.clone()).map_err(unavailable)
+    }
+    fn default_from_address(&self) -> String {
+        self.from_address.to_string()
+    }
+    fn log(&self, level: LogLevel, target: &str, message: &str) {
+        plugin_api::emit_to_host_tracing(level, target, message);
+    }
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+    fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
+        getrandom::fill(buf).map_err(|e| HostError::Unavailable(format!("randomness: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cleanse;
+    use serde_json::json;
+
+    #[test]
+    fn cleanser_masks_secret_keys() {
+        let v = cleanse(
+            &json!({"password": "x", "args": {"flow_token": "t", "next": "/"}, "message": "m"}),
+        );
+        assert_eq!(
+            v,
+            json!({"password": "********", "args": {"flow_token": "********", "next": "/"}, "message": "m"})
+        );
+    }
+}
