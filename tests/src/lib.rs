@@ -1,1 +1,279 @@
-//! stub
+//! Support for the cross-crate tests: plugin libraries built on demand, a host on
+//! in-memory backends with a manual clock, and a real SMTP sink.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use host_harness::cache::MemoryCache;
+use host_harness::clock::ManualClock;
+use host_harness::config::{self, Backends, HostConfig, MailConfig};
+use host_harness::executor::Executor;
+use host_harness::maildir::{self, ReceivedMail};
+use host_harness::store::{MemoryStore, Store};
+use plugin_api::Plugin;
+
+/// Builds `package` (a cdylib of this workspace) with the profile the tests run
+/// under and returns the library's path.
+pub fn plugin_path(package: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let map = BUILT.get_or_init(Default::default);
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = map.get(package) {
+        return p.clone();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let target_dir = profile_dir.parent().expect("target dir");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--message-format=json", "-p", package])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit());
+    if release {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("run cargo build");
+    assert!(out.status.success(), "cargo build -p {package} failed");
+    let lib = format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        package.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    );
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "compiler-artifact")
+        .flat_map(|v| {
+            v["filenames"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|f| f.as_str().map(PathBuf::from))
+        })
+        .find(|f| f.file_name().is_some_and(|n| n.to_string_lossy() == lib))
+        .unwrap_or_else(|| panic!("cargo did not report {lib}"));
+    map.insert(package.to_string(), path.clone());
+    path
+}
+
+/// How the host reaches the email stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The cdylib, loaded through the stable ABI.
+    Cdylib,
+    /// The same crate linked in-process.
+    Rlib,
+}
+
+/// The email stage plugin in `mode`.
+pub fn email_plugin(mode: Mode) -> Arc<dyn Plugin> {
+    static LOADED: OnceLock<Arc<dyn Plugin>> = OnceLock::new();
+    match mode {
+        Mode::Rlib => Arc::new(email_stage_plugin::EmailStagePlugin),
+        Mode::Cdylib => LOADED
+            .get_or_init(|| {
+                Arc::new(
+                    plugin_api::load_plugin(&plugin_path("email-stage-plugin"))
+                        .expect("load email plugin"),
+                )
+            })
+            .clone(),
+    }
+}
+
+/// Base URL the test hosts use.
+pub const BASE_URL: &str = "https://id.example.test";
+
+/// A host on in-memory backends with a manual clock, delivering into a mail folder.
+pub struct TestHost {
+    /// The executor.
+    pub ex: Executor,
+    /// Its clock (starts at 2026-01-01).
+    pub clock: Arc<ManualClock>,
+    /// Its store.
+    pub store: Arc<dyn Store>,
+    /// Its cache.
+    pub cache: Arc<MemoryCache>,
+    /// Where mail lands (mail directory mode).
+    pub mail_dir: tempfile::TempDir,
+}
+
+/// The reference flows with the email plugin in `mode`; `edit` may change the configuration.
+pub fn host(mode: Mode, edit: impl FnOnce(&mut HostConfig)) -> TestHost {
+    host_with(vec![email_plugin(mode)], Arc::new(MemoryStore::new()), edit)
+}
+
+/// Like [`host`] with explicit plugins and store.
+pub fn host_with(
+    plugins: Vec<Arc<dyn Plugin>>,
+    store: Arc<dyn Store>,
+    edit: impl FnOnce(&mut HostConfig),
+) -> TestHost {
+    let mail_dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config::reference_config(
+        "memory://",
+        BASE_URL,
+        None,
+        MailConfig {
+            maildir: Some(mail_dir.path().to_path_buf()),
+            ..Default::default()
+        },
+    );
+    edit(&mut cfg);
+    let clock = Arc::new(ManualClock::new(1_767_225_600_000));
+    let cache = Arc::new(MemoryCache::new());
+    let ex = config::build_executor(
+        &cfg,
+        &plugins,
+        Backends {
+            store: store.clone(),
+            cache: cache.clone(),
+            clock: clock.clone(),
+        },
+    )
+    .expect("build executor");
+    TestHost {
+        ex,
+        clock,
+        store,
+        cache,
+        mail_dir,
+    }
+}
+
+impl TestHost {
+    /// Mails delivered so far (waits for the queue first).
+    pub fn mails(&self) -> Vec<ReceivedMail> {
+        assert!(
+            self.ex.mail.wait_idle(Duration::from_secs(20)),
+            "mail queue did not drain"
+        );
+        maildir::read_all(self.mail_dir.path())
+    }
+    /// Events with this action.
+    pub fn events(&self, action: &str) -> Vec<serde_json::Value> {
+        self.ex.mail.wait_idle(Duration::from_secs(20));
+        self.store
+            .events(Some(action))
+            .expect("events")
+            .into_iter()
+            .map(|e| e.context)
+            .collect()
+    }
+    /// Number of stored flow tokens.
+    pub fn tokens(&self) -> u64 {
+        self.store.token_count().expect("token count")
+    }
+    /// Changes a stage's configuration in `cfg`.
+    pub fn edit_stage(cfg: &mut HostConfig, name: &str, patch: serde_json::Value) {
+        let s = cfg
+            .stages
+            .iter_mut()
+            .find(|s| s.name == name)
+            .expect("stage exists");
+        if s.config.is_null() {
+            s.config = serde_json::json!({});
+        }
+        for (k, v) in patch.as_object().expect("object patch") {
+            s.config[k] = v.clone();
+        }
+    }
+}
+
+/// A Python `aiosmtpd` server on a free loopback port, writing a Maildir.
+pub struct SmtpSink {
+    child: Child,
+    /// Port it listens on.
+    pub port: u16,
+    /// Its Maildir.
+    pub maildir: tempfile::TempDir,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python_with_aiosmtpd() -> Option<String> {
+    let mut candidates = vec![];
+    if let Ok(p) = std::env::var("SMTP_SINK_PYTHON") {
+        candidates.push(p);
+    }
+    candidates.extend(["/usr/bin/python3".to_string(), "python3".to_string()]);
+    candidates.into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+impl SmtpSink {
+    /// Starts the sink. `None` (with the reason printed) when aiosmtpd is missing
+    /// outside CI; under `CI=true` a missing sink fails the test.
+    pub fn start() -> Option<Self> {
+        let Some(py) = python_with_aiosmtpd() else {
+            let msg = "SMTP sink unavailable: no python3 with aiosmtpd (apt-get install python3-aiosmtpd, or set SMTP_SINK_PYTHON)";
+            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                panic!("{msg}; CI=true requires it");
+            }
+            eprintln!("skipped: {msg}");
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let maildir = tempfile::tempdir().expect("tempdir");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("smtp_sink.py");
+        let mut child = Command::new(py)
+            .arg(script)
+            .args(["--port", &port.to_string(), "--maildir"])
+            .arg(maildir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start smtp sink");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("sink stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("sink ready line");
+        assert!(line.starts_with("ready"), "sink did not start: {line:?}");
+        Some(Self {
+            child,
+            port,
+            maildir,
+        })
+    }
+
+    /// Messages received so far, waiting up to `timeout` for at least `n`.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<ReceivedMail> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let got = maildir::read_all(self.maildir.path());
+            if got.len() >= n || std::time::Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
