@@ -286,25 +286,34 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
-/// Shortens abi_stable's layout report to its decisive lines.
+/// Shortens abi_stable's layout report to its decisive lines (`Error:`, `Expected:`,
+/// `Found:` with the value on the line after them).
 fn short_report(full: &str) -> String {
     let lines: Vec<&str> = full
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    let decisive: Vec<&str> = lines
-        .iter()
-        .copied()
-        .filter(|l| {
-            l.starts_with("Error:")
-                || l.contains("mismatch")
-                || l.starts_with("Expected:")
-                || l.starts_with("Found:")
-        })
-        .collect();
-    let pick = if decisive.is_empty() { lines } else { decisive };
-    let tail: Vec<&str> = pick.iter().rev().take(6).rev().copied().collect();
+    let mut decisive = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let head = l.starts_with("Error:")
+            || l.contains("mismatch")
+            || l.starts_with("Expected:")
+            || l.starts_with("Found:");
+        if !head {
+            continue;
+        }
+        match lines.get(i + 1) {
+            Some(next) if l.ends_with(':') => decisive.push(format!("{l} {next}")),
+            _ => decisive.push((*l).to_string()),
+        }
+    }
+    let pick: Vec<String> = if decisive.is_empty() {
+        lines.iter().map(|l| (*l).to_string()).collect()
+    } else {
+        decisive
+    };
+    let tail: Vec<String> = pick.iter().rev().take(6).rev().cloned().collect();
     tail.join(" ")
 }
 
@@ -449,5 +458,17 @@ impl Stage for LoadedStage {
             )
         };
         result_from_ffi(r.into_result().map_err(stage_err_from_ffi)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_report_keeps_the_values_of_expected_and_found() {
+        let full = "Compared <this>:\n  lots of layout\n  Error:mismatched type\n  Expected:\n    StagePluginMod\n  Found:\n    IncompatibleMod\n";
+        assert_eq!(
+            super::short_report(full),
+            "Error:mismatched type Expected: StagePluginMod Found: IncompatibleMod"
+        );
     }
 }

@@ -1,0 +1,320 @@
+//! The stable ABI seen from a host: incompatible and outdated plugins are refused
+//! with clear errors, panics become error results, a second plugin runs on the same
+//! host, and plugin logs reach the host's subscriber.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use e2e_tests::{email_plugin, host_with, plugin_path, Mode};
+use host_harness::client::FlowClient;
+use host_harness::config::StageDef;
+use host_harness::executor::FlowDef;
+use host_harness::store::{MemoryStore, NewUser};
+use plugin_api::{
+    load_plugin, FlowToken, Host, HostError, LoadError, LogLevel, NewFlowToken, OutgoingMail,
+    Plugin, RateLimit, StageError, StageRequest, User,
+};
+use serde_json::json;
+
+fn load(pkg: &str) -> Arc<dyn Plugin> {
+    Arc::new(load_plugin(&plugin_path(pkg)).unwrap_or_else(|e| panic!("{pkg}: {e}")))
+}
+
+#[test]
+fn incompatible_layout_is_refused_with_both_versions() {
+    let err = load_plugin(&plugin_path("incompatible-stage")).unwrap_err();
+    let LoadError::Incompatible {
+        ref host_version,
+        ref plugin_version,
+        ref detail,
+        ref full_report,
+        ..
+    } = err
+    else {
+        panic!("expected Incompatible, got {err}");
+    };
+    assert_eq!(host_version, plugin_api::API_VERSION);
+    assert_eq!(plugin_version, "0.1.0");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("host plugin-api 0.1.0") && msg.contains("plugin plugin-api 0.1.0"),
+        "{msg}"
+    );
+    assert!(
+        msg.len() < 600,
+        "short error, not a layout dump: {} bytes",
+        msg.len()
+    );
+    assert!(
+        detail.contains("Expected: StagePluginMod") && detail.contains("Found: IncompatibleMod"),
+        "{detail}"
+    );
+    assert!(
+        full_report.len() > detail.len(),
+        "the full report is kept for debugging"
+    );
+}
+
+#[test]
+fn outdated_api_version_is_refused_naming_both_versions() {
+    let err = load_plugin(&plugin_path("old-api-stage")).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, LoadError::Incompatible { .. }));
+    assert!(
+        msg.contains("host plugin-api 0.1.0") && msg.contains("plugin plugin-api 0.0.1"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn missing_file_is_a_clear_open_error() {
+    let err = load_plugin(std::path::Path::new("/nonexistent/libnothing.so")).unwrap_err();
+    assert!(matches!(err, LoadError::Open { .. }), "{err}");
+    assert!(err.to_string().contains("/nonexistent/libnothing.so"));
+}
+
+#[test]
+fn two_different_plugin_files_are_two_plugins() {
+    let a = load("email-stage-plugin").manifest();
+    let b = load("terms-stage").manifest();
+    assert_eq!(a.stages[0].kind, "email");
+    assert_eq!(b.stages[0].kind, "terms");
+}
+
+fn panicky(name: &str, panic_in: &str) -> StageDef {
+    StageDef {
+        name: name.into(),
+        kind: "panicky".into(),
+        config: json!({ "panic_in": panic_in }),
+        invalid_response_action: Default::default(),
+    }
+}
+
+fn flow(slug: &str, stages: &[&str]) -> FlowDef {
+    FlowDef {
+        slug: slug.into(),
+        title: slug.into(),
+        designation: "authentication".into(),
+        stages: stages.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[test]
+fn a_panicking_hook_becomes_access_denied_and_the_host_keeps_serving() {
+    let h = host_with(
+        vec![email_plugin(Mode::Cdylib), load("panicking-stage")],
+        Arc::new(MemoryStore::new()),
+        |cfg| {
+            cfg.stages.push(panicky("p-get", "get"));
+            cfg.stages.push(panicky("p-post", "post"));
+            cfg.stages.push(panicky("calm", "none"));
+            cfg.flows.push(flow("boom-get", &["p-get"]));
+            cfg.flows.push(flow("boom-post", &["p-post"]));
+            cfg.flows.push(flow("calm", &["calm"]));
+        },
+    );
+    for _ in 0..3 {
+        let v = FlowClient::open(&h.ex, "boom-get", "").get();
+        assert_eq!(v["component"], "ak-stage-access-denied", "{v}");
+        let mut c = FlowClient::open(&h.ex, "boom-post", "");
+        assert_eq!(c.get()["component"], "x-panicky");
+        assert_eq!(c.post(json!({}))["component"], "ak-stage-access-denied");
+        assert_eq!(
+            FlowClient::open(&h.ex, "calm", "").get()["component"],
+            "x-panicky"
+        );
+    }
+    let ev = h.events("system_exception");
+    assert_eq!(ev.len(), 6);
+    assert!(
+        ev[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("deliberate panic in get"),
+        "{ev:?}"
+    );
+    // The email flows on the same host are unaffected.
+    h.store
+        .create_user(&NewUser {
+            username: "jo".into(),
+            email: "jo@example.com".into(),
+            is_active: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut c = FlowClient::open(&h.ex, "recover", "");
+    c.get();
+    assert_eq!(
+        c.post(json!({"uid_field": "jo"}))["component"],
+        "ak-stage-email"
+    );
+}
+
+#[test]
+fn a_panic_while_building_a_stage_is_a_configuration_error() {
+    let p = load("panicking-stage");
+    let err = p
+        .new_stage("panicky", "x", r#"{"panic_in": "new_stage"}"#)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, StageError::Panicked(ref m) if m.contains("deliberate panic in new_stage")),
+        "{err:?}"
+    );
+    assert!(matches!(
+        p.new_stage("nope", "x", "{}").err().unwrap(),
+        StageError::UnknownKind(_)
+    ));
+}
+
+/// A host whose `user` service panics.
+struct PanickingHost;
+
+impl Host for PanickingHost {
+    fn user(&self, id: &str) -> Result<Option<User>, HostError> {
+        panic!("host panics in user({id})")
+    }
+    fn set_user_active(&self, _: &str, _: bool) -> Result<bool, HostError> {
+        Ok(false)
+    }
+    fn create_flow_token(&self, _: &NewFlowToken) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn flow_token(&self, _: &str) -> Result<Option<FlowToken>, HostError> {
+        Ok(None)
+    }
+    fn consume_flow_token(&self, _: &str) -> Result<Option<FlowToken>, HostError> {
+        Ok(None)
+    }
+    fn revoke_flow_tokens(&self, _: &str, _: &str) -> Result<u64, HostError> {
+        Ok(0)
+    }
+    fn cache_get(&self, _: &str) -> Result<Option<String>, HostError> {
+        Ok(None)
+    }
+    fn cache_set(&self, _: &str, _: &str, _: u64) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn rate_limit(&self, _: &str, _: u64, _: u32, _: i64) -> Result<RateLimit, HostError> {
+        Ok(RateLimit::Allowed)
+    }
+    fn emit_event(&self, _: &str, _: &serde_json::Value) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn enqueue_mail(&self, _: &OutgoingMail) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn default_from_address(&self) -> String {
+        "a@b.c".into()
+    }
+    fn log(&self, _: LogLevel, _: &str, _: &str) {}
+    fn now_ms(&self) -> i64 {
+        0
+    }
+    fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
+        buf.fill(7);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panic_inside_a_host_service_comes_back_as_an_error() {
+    let p = load("panicking-stage");
+    let stage = p
+        .new_stage("panicky", "x", r#"{"panic_in": "host_callback"}"#)
+        .unwrap();
+    let req = StageRequest {
+        flow_slug: "f",
+        flow_designation: "authentication",
+        stage_name: "x",
+        query: "",
+        base_url: "http://x",
+        locale: "",
+        requester_id: None,
+        context_json: "{}",
+    };
+    let err = stage.get(&req, &PanickingHost).unwrap_err();
+    assert!(
+        matches!(err, StageError::Host(HostError::Panicked(ref m)) if m.contains("host panics in user(panic)")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn the_terms_example_plugin_runs_in_the_same_host() {
+    let h = host_with(
+        vec![email_plugin(Mode::Cdylib), load("terms-stage")],
+        Arc::new(MemoryStore::new()),
+        |cfg| {
+            cfg.stages.push(StageDef {
+                name: "tos".into(),
+                kind: "terms".into(),
+                config: json!({"text": "Be nice.", "version": "v2"}),
+                invalid_response_action: Default::default(),
+            });
+            let f = cfg.flows.iter_mut().find(|f| f.slug == "enroll").unwrap();
+            f.stages.insert(0, "tos".into());
+        },
+    );
+    let mut c = FlowClient::open(&h.ex, "enroll", "");
+    let v = c.get();
+    assert_eq!(v["component"], "ak-stage-terms");
+    assert_eq!(v["text"], "Be nice.");
+    let v = c.post(json!({"accepted": false}));
+    assert_eq!(v["response_errors"]["accepted"][0]["code"], "required");
+    let v = c.post(json!({"accepted": true}));
+    assert_eq!(v["component"], "ak-stage-prompt");
+    assert_eq!(
+        c.session.plan.as_ref().unwrap().context["terms_accepted_version"],
+        "v2"
+    );
+    assert_eq!(h.events("terms_accepted")[0]["version"], "v2");
+}
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn plugin_logs_reach_the_hosts_subscriber_without_secrets() {
+    let buf = Buf::default();
+    let w = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    let h = host_with(
+        vec![email_plugin(Mode::Cdylib)],
+        Arc::new(MemoryStore::new()),
+        |_| {},
+    );
+    h.store
+        .create_user(&NewUser {
+            username: "lu".into(),
+            email: "lu@example.com".into(),
+            is_active: true,
+            ..Default::default()
+        })
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let mut c = FlowClient::open(&h.ex, "recover", "");
+        c.get();
+        c.post(json!({"uid_field": "lu"}));
+    });
+    let link = h.mails()[0].link().unwrap();
+    let key = link.rsplit_once("flow_token=").unwrap().1;
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("verification mail queued"), "{logs}");
+    assert!(logs.contains("plugin_target=\"email_stage\""), "{logs}");
+    assert!(!logs.contains(key), "the token never reaches the logs");
+}
