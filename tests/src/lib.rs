@@ -247,7 +247,8 @@ impl SmtpSink {
         let mut child = Command::new(py)
             .arg(script)
             .args(["--port", &port.to_string(), "--maildir"])
-            .arg(maildir.path())
+            // A folder that does not exist yet: Python's Maildir creates its layout only then.
+            .arg(maildir.path().join("Maildir"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,0 +1,85 @@
+//! Delivery through a real SMTP server (Python aiosmtpd on loopback) and the MIME
+//! that arrives.
+
+use std::time::Duration;
+
+use e2e_tests::{host, Mode, SmtpSink, TestHost};
+use host_harness::client::FlowClient;
+use host_harness::config::{MailConfig, SmtpConfig};
+use host_harness::executor::Session;
+use serde_json::json;
+
+fn smtp_host(sink: &SmtpSink, stage_settings: bool) -> TestHost {
+    let port = sink.port;
+    host(Mode::Cdylib, move |cfg| {
+        cfg.mail = MailConfig {
+            from: "authentik@id.example.test".into(),
+            maildir: None,
+            smtp: Some(SmtpConfig {
+                host: "127.0.0.1".into(),
+                port,
+                username: String::new(),
+                password: String::new(),
+                use_tls: false,
+                use_ssl: false,
+                timeout: 10,
+            }),
+        };
+        if stage_settings {
+            TestHost::edit_stage(
+                cfg,
+                "enroll-verify-email",
+                json!({"use_global_settings": false, "host": "127.0.0.1", "port": port, "from_address": "verify@id.example.test"}),
+            );
+        }
+    })
+}
+
+fn enroll_through_smtp(stage_settings: bool) {
+    let Some(sink) = SmtpSink::start() else { return };
+    let h = smtp_host(&sink, stage_settings);
+    let mut c = FlowClient::open(&h.ex, "enroll", "");
+    c.get();
+    let v = c.post(json!({"username": "ana", "name": "Ana Lima", "email": "ana@example.com", "password": "s3cret-pass", "password_repeat": "s3cret-pass"}));
+    assert_eq!(v["component"], "ak-stage-email");
+    let got = sink.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1, "one message at the SMTP server; failures: {:?}", h.events("email_failed"));
+    let m = &got[0];
+    let raw = std::fs::read_to_string(&m.path).unwrap();
+    let header = |name: &str| {
+        raw.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{}:", name.to_ascii_lowercase())))
+            .map(|l| l.split_once(':').unwrap().1.trim().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("X-RcptTo"), "ana@example.com", "envelope recipient");
+    let from = if stage_settings { "verify@id.example.test" } else { "authentik@id.example.test" };
+    assert_eq!(header("X-MailFrom"), from, "envelope sender");
+    assert_eq!(header("From"), from);
+    assert_eq!(m.to, "\"Ana Lima\" <ana@example.com>");
+    assert_eq!(m.subject, "Confirm your account");
+    assert!(m.content_type.starts_with("multipart/alternative"), "{}", m.content_type);
+    assert!(m.text.as_deref().unwrap().contains("Just open the link below."));
+    assert!(m.html.as_deref().unwrap().contains("Confirm Account"));
+    assert!(!m.message_id.is_empty());
+    let ev = h.events("email_sent");
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["message_id"], format!("<{}>", m.message_id));
+    // The link in the received mail works.
+    let link = m.link().unwrap();
+    let mut b = FlowClient::open_link(&h.ex, &link, Session::default()).unwrap();
+    let token = b.get()["token"].as_str().unwrap().to_string();
+    let v = b.post(json!({"token": token}));
+    assert_eq!(v["component"], "xak-flow-redirect", "{v}");
+    assert!(h.store.find_user("ana").unwrap().unwrap().is_active);
+}
+
+#[test]
+fn enrollment_mail_through_global_smtp_settings() {
+    enroll_through_smtp(false);
+}
+
+#[test]
+fn enrollment_mail_through_the_stages_own_smtp_settings() {
+    enroll_through_smtp(true);
+}
