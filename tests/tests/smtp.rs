@@ -36,30 +36,52 @@ fn smtp_host(sink: &SmtpSink, stage_settings: bool) -> TestHost {
 }
 
 fn enroll_through_smtp(stage_settings: bool) {
-    let Some(sink) = SmtpSink::start() else { return };
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
     let h = smtp_host(&sink, stage_settings);
     let mut c = FlowClient::open(&h.ex, "enroll", "");
     c.get();
     let v = c.post(json!({"username": "ana", "name": "Ana Lima", "email": "ana@example.com", "password": "s3cret-pass", "password_repeat": "s3cret-pass"}));
     assert_eq!(v["component"], "ak-stage-email");
     let got = sink.wait_for(1, Duration::from_secs(20));
-    assert_eq!(got.len(), 1, "one message at the SMTP server; failures: {:?}", h.events("email_failed"));
+    assert_eq!(
+        got.len(),
+        1,
+        "one message at the SMTP server; failures: {:?}",
+        h.events("email_failed")
+    );
     let m = &got[0];
     let raw = std::fs::read_to_string(&m.path).unwrap();
     let header = |name: &str| {
         raw.lines()
-            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{}:", name.to_ascii_lowercase())))
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+            })
             .map(|l| l.split_once(':').unwrap().1.trim().to_string())
             .unwrap_or_default()
     };
     assert_eq!(header("X-RcptTo"), "ana@example.com", "envelope recipient");
-    let from = if stage_settings { "verify@id.example.test" } else { "authentik@id.example.test" };
+    let from = if stage_settings {
+        "verify@id.example.test"
+    } else {
+        "authentik@id.example.test"
+    };
     assert_eq!(header("X-MailFrom"), from, "envelope sender");
     assert_eq!(header("From"), from);
     assert_eq!(m.to, "\"Ana Lima\" <ana@example.com>");
     assert_eq!(m.subject, "Confirm your account");
-    assert!(m.content_type.starts_with("multipart/alternative"), "{}", m.content_type);
-    assert!(m.text.as_deref().unwrap().contains("Just open the link below."));
+    assert!(
+        m.content_type.starts_with("multipart/alternative"),
+        "{}",
+        m.content_type
+    );
+    assert!(m
+        .text
+        .as_deref()
+        .unwrap()
+        .contains("Just open the link below."));
     assert!(m.html.as_deref().unwrap().contains("Confirm Account"));
     assert!(!m.message_id.is_empty());
     let ev = h.events("email_sent");
