@@ -629,6 +629,29 @@ mod tests {
         assert_eq!(s.events(None).unwrap().len(), 2);
     }
 
+    fn consume_races(s: std::sync::Arc<dyn Store>) {
+        s.insert_token(&token("race", "1", "st", 100)).unwrap();
+        let winners: usize = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || s.consume_token("race", 1).unwrap().is_some() as usize)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(winners, 1, "exactly one concurrent consumer gets the token");
+    }
+
+    #[test]
+    fn concurrent_consume_has_one_winner() {
+        consume_races(std::sync::Arc::new(MemoryStore::new()));
+        let dir = tempfile::tempdir().unwrap();
+        consume_races(std::sync::Arc::new(
+            SqliteStore::open(&dir.path().join("r.db")).unwrap(),
+        ));
+    }
+
     #[test]
     fn memory_store() {
         exercise(&MemoryStore::new());

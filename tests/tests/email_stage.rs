@@ -719,3 +719,32 @@ fn sqlite_backend_runs_the_recovery_flow() {
     assert_eq!(v["component"], "ak-stage-prompt");
     let _ = MemoryStore::new();
 }
+
+#[test]
+fn absolute_next_is_refused_at_the_end_of_the_flow() {
+    let h = host(MODE, |_| {});
+    let mut c = FlowClient::open(&h.ex, "enroll", "next=https%3A%2F%2Fevil.example%2F");
+    c.get();
+    c.post(json!({"username": "max", "name": "Max", "email": "max@example.com", "password": "pw-123456", "password_repeat": "pw-123456"}));
+    let link = h.mails()[0].link().unwrap();
+    assert!(
+        link.contains("next=https%3A%2F%2Fevil.example%2F&flow_token="),
+        "query propagated: {link}"
+    );
+    let (_, v) = confirm(&h, &link);
+    assert_eq!(v["component"], "xak-flow-redirect");
+    assert_eq!(v["to"], "/");
+    assert!(
+        messages(&v).contains(&"Invalid next URL".to_string()),
+        "{v}"
+    );
+}
+
+#[test]
+fn unknown_flow_is_not_found() {
+    let h = host(MODE, |_| {});
+    assert_eq!(
+        FlowClient::open(&h.ex, "nope", "").get()["component"],
+        "404"
+    );
+}
