@@ -409,6 +409,110 @@ impl Stage for EmailStage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::testing::FakeHost;
+    use plugin_api::HostError;
+
+    fn jane() -> User {
+        User {
+            id: Some("7".into()),
+            username: "jane".into(),
+            name: "Jane Doe".into(),
+            email: "jane@example.com".into(),
+            is_active: false,
+            locale: String::new(),
+        }
+    }
+
+    fn req(ctx: &str) -> StageRequest<'_> {
+        StageRequest {
+            flow_slug: "recover",
+            flow_designation: "recovery",
+            stage_name: "reset",
+            query: "next=%2Fapp&flow_token=old",
+            base_url: "https://id.example.test",
+            locale: "",
+            requester_id: None,
+            context_json: ctx,
+        }
+    }
+
+    #[test]
+    fn first_send_stores_only_the_hash_and_queues_the_link() {
+        let host = FakeHost::new().with_user(jane());
+        let stage = EmailStage::new("reset", "{}").unwrap();
+        let ctx = json!({"pending_user": jane()}).to_string();
+        let r = stage.get(&req(&ctx), &host).unwrap();
+        assert_eq!(r.outcome, Outcome::Challenge(challenge()));
+        assert_eq!(r.context_set, vec![("email_sent".to_string(), json!(true))]);
+        let (tokens, mails) = (host.tokens(), host.mails());
+        assert_eq!((tokens.len(), mails.len()), (1, 1));
+        // Undo quoted-printable soft breaks and `=3D` to read the link.
+        let raw = String::from_utf8(mails[0].raw.clone())
+            .unwrap()
+            .replace("=\r\n", "")
+            .replace("=3D", "=");
+        let key: String = raw
+            .split("flow_token=")
+            .nth(1)
+            .unwrap()
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
+        assert_eq!(key.len(), 60);
+        let t = &tokens[0];
+        assert_eq!(t.key_hash, hash_key(&key));
+        assert_eq!(t.expires_ms, host.now_ms() + 31 * 60_000);
+        assert!(t.identifier.starts_with("ak-email-stage-reset-") && t.identifier.len() == 21 + 36);
+        assert_eq!(t.confirm_header.as_deref(), Some(CONSENT_HEADER));
+        assert!(!t.revoke_on_execution);
+        assert_eq!(mails[0].envelope_to, vec!["jane@example.com".to_string()]);
+        assert!(
+            raw.contains("https://id.example.test/if/flow/recover/?next=%2Fapp&flow_token="),
+            "{raw}"
+        );
+        assert!(
+            !format!("{:?}", mails[0]).contains(&key),
+            "Debug of a mail hides the body"
+        );
+    }
+
+    #[test]
+    fn restore_checks_the_user_then_activates_and_revokes() {
+        let host = FakeHost::new().with_user(jane());
+        let stage = EmailStage::new("reset", r#"{"activate_user_on_success": true}"#).unwrap();
+        let ctx = json!({"pending_user": jane()}).to_string();
+        stage.get(&req(&ctx), &host).unwrap();
+        let mut token = FlowToken {
+            identifier: "x".into(),
+            user_id: "8".into(),
+            flow_slug: "recover".into(),
+            stage_name: "reset".into(),
+            expires_ms: i64::MAX,
+            intent: "verification".into(),
+        };
+        let r = stage.restore(&req(&ctx), &token, &host).unwrap();
+        assert_eq!(r.outcome, Outcome::StageInvalid(None));
+        assert!(!host.stored_user("7").unwrap().is_active);
+        token.user_id = "7".into();
+        let r = stage.restore(&req(&ctx), &token, &host).unwrap();
+        assert_eq!(r.outcome, Outcome::StageOk);
+        assert_eq!(r.messages, vec![Message::success(MSG_VERIFIED)]);
+        assert!(host.stored_user("7").unwrap().is_active);
+        assert!(host.tokens().is_empty(), "older links revoked");
+    }
+
+    #[test]
+    fn host_failures_surface_as_host_errors() {
+        let host = FakeHost::new();
+        host.fail_with(Some(HostError::Unavailable("db down".into())));
+        let stage = EmailStage::new("reset", "{}").unwrap();
+        let ctx = json!({"pending_user": jane()}).to_string();
+        let e = stage.get(&req(&ctx), &host).unwrap_err();
+        assert_eq!(
+            e,
+            StageError::Host(HostError::Unavailable("db down".into()))
+        );
+    }
 
     #[test]
     fn slugify_like_django() {

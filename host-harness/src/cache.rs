@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use plugin_api::ratelimit::sliding_window;
 use plugin_api::RateLimit;
 
 /// A cache failure (the in-process cache never fails; remote ones can).
@@ -105,44 +106,34 @@ impl Cache for MemoryCache {
         max: u32,
         now_ms: i64,
     ) -> Result<RateLimit, CacheError> {
-        let window = window_ms.min(i64::MAX as u64) as i64;
         // The entry lives the window truncated to whole seconds (authentik's
         // `int(total_seconds())`); under one second nothing is kept.
         let ttl_ms = (window_ms / 1000) * 1000;
         let mut g = self.lock();
         let (map, _) = &mut *g;
-        let mut recent: Vec<i64> = match map.get(key) {
+        let mut attempts: Vec<i64> = match map.get(key) {
             Some(Entry {
                 slot: Slot::Attempts(v),
                 expires_ms,
-            }) if *expires_ms > now_ms => v
-                .iter()
-                .copied()
-                .filter(|t| *t > now_ms.saturating_sub(window))
-                .collect(),
+            }) if *expires_ms > now_ms => v.clone(),
             _ => Vec::new(),
         };
-        if recent.len() >= max as usize {
-            let oldest = recent.iter().copied().min().unwrap_or(now_ms);
-            let retry = oldest.saturating_add(window).saturating_sub(now_ms).max(0) as u64;
-            return Ok(RateLimit::Limited {
-                retry_after_ms: retry,
-            });
+        let decision = sliding_window(&mut attempts, window_ms, max, now_ms);
+        if decision == RateLimit::Allowed {
+            if ttl_ms == 0 {
+                map.remove(key);
+            } else {
+                let expires_ms = now_ms.saturating_add(ttl_ms as i64);
+                map.insert(
+                    key.to_string(),
+                    Entry {
+                        slot: Slot::Attempts(attempts),
+                        expires_ms,
+                    },
+                );
+            }
         }
-        recent.push(now_ms);
-        if ttl_ms == 0 {
-            map.remove(key);
-        } else {
-            let expires_ms = now_ms.saturating_add(ttl_ms as i64);
-            map.insert(
-                key.to_string(),
-                Entry {
-                    slot: Slot::Attempts(recent),
-                    expires_ms,
-                },
-            );
-        }
-        Ok(RateLimit::Allowed)
+        Ok(decision)
     }
 }
 

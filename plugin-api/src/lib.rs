@@ -115,7 +115,9 @@ pub mod guest;
 mod host;
 mod loader;
 mod logging;
+pub mod ratelimit;
 mod stage;
+pub mod testing;
 pub mod token;
 mod types;
 

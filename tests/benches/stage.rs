@@ -2,96 +2,16 @@
 //! in-memory host services: repeat GET, first send, rate-limited POST, restore.
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use e2e_tests::{email_plugin, Mode};
-use host_harness::cache::{Cache, MemoryCache};
-use plugin_api::{
-    FlowToken, Host, HostError, LogLevel, NewFlowToken, OutgoingMail, RateLimit, Stage,
-    StageRequest, User,
-};
+use plugin_api::testing::FakeHost;
+use plugin_api::{FlowToken, Stage, StageRequest};
 use serde_json::json;
 
-/// In-memory host services that keep nothing per call (so runs stay flat).
-struct BenchHost {
-    cache: MemoryCache,
-    sent: AtomicU64,
-    seed: AtomicU64,
-}
-
-impl Host for BenchHost {
-    fn user(&self, _: &str) -> Result<Option<User>, HostError> {
-        Ok(None)
-    }
-    fn set_user_active(&self, _: &str, _: bool) -> Result<bool, HostError> {
-        Ok(true)
-    }
-    fn create_flow_token(&self, t: &NewFlowToken) -> Result<(), HostError> {
-        black_box(t);
-        Ok(())
-    }
-    fn flow_token(&self, _: &str) -> Result<Option<FlowToken>, HostError> {
-        Ok(None)
-    }
-    fn consume_flow_token(&self, _: &str) -> Result<Option<FlowToken>, HostError> {
-        Ok(None)
-    }
-    fn revoke_flow_tokens(&self, _: &str, _: &str) -> Result<u64, HostError> {
-        Ok(0)
-    }
-    fn cache_get(&self, k: &str) -> Result<Option<String>, HostError> {
-        self.cache
-            .get(k, 0)
-            .map_err(|e| HostError::Unavailable(e.to_string()))
-    }
-    fn cache_set(&self, k: &str, v: &str, ttl: u64) -> Result<(), HostError> {
-        self.cache
-            .set(k, v, ttl, 0)
-            .map_err(|e| HostError::Unavailable(e.to_string()))
-    }
-    fn rate_limit(&self, k: &str, w: u64, m: u32, now: i64) -> Result<RateLimit, HostError> {
-        self.cache
-            .rate_limit(k, w, m, now)
-            .map_err(|e| HostError::Unavailable(e.to_string()))
-    }
-    fn emit_event(&self, _: &str, _: &serde_json::Value) -> Result<(), HostError> {
-        Ok(())
-    }
-    fn enqueue_mail(&self, m: &OutgoingMail) -> Result<(), HostError> {
-        black_box(m);
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-    fn default_from_address(&self) -> String {
-        "authentik@localhost".into()
-    }
-    fn log(&self, _: LogLevel, _: &str, _: &str) {}
-    fn now_ms(&self) -> i64 {
-        1_767_225_600_000
-    }
-    fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
-        // A fast deterministic stream: the benchmark measures the stage, not the OS RNG.
-        let mut x = self
-            .seed
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            | 1;
-        for b in buf.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        Ok(())
-    }
-}
-
-fn bench_host() -> BenchHost {
-    BenchHost {
-        cache: MemoryCache::new(),
-        sent: AtomicU64::new(0),
-        seed: AtomicU64::new(1),
-    }
+/// In-memory host services that keep nothing per call, so runs stay flat.
+fn bench_host() -> FakeHost {
+    FakeHost::new().recording(false)
 }
 
 fn stage(mode: Mode, config: serde_json::Value) -> Box<dyn Stage> {

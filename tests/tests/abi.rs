@@ -10,10 +10,8 @@ use host_harness::client::FlowClient;
 use host_harness::config::StageDef;
 use host_harness::executor::FlowDef;
 use host_harness::store::{MemoryStore, NewUser};
-use plugin_api::{
-    load_plugin, FlowToken, Host, HostError, LoadError, LogLevel, NewFlowToken, OutgoingMail,
-    Plugin, RateLimit, StageError, StageRequest, User,
-};
+use plugin_api::testing::FakeHost;
+use plugin_api::{load_plugin, HostError, LoadError, Plugin, StageError, StageRequest};
 use serde_json::json;
 
 fn load(pkg: &str) -> Arc<dyn Plugin> {
@@ -167,56 +165,6 @@ fn a_panic_while_building_a_stage_is_a_configuration_error() {
     ));
 }
 
-/// A host whose `user` service panics.
-struct PanickingHost;
-
-impl Host for PanickingHost {
-    fn user(&self, id: &str) -> Result<Option<User>, HostError> {
-        panic!("host panics in user({id})")
-    }
-    fn set_user_active(&self, _: &str, _: bool) -> Result<bool, HostError> {
-        Ok(false)
-    }
-    fn create_flow_token(&self, _: &NewFlowToken) -> Result<(), HostError> {
-        Ok(())
-    }
-    fn flow_token(&self, _: &str) -> Result<Option<FlowToken>, HostError> {
-        Ok(None)
-    }
-    fn consume_flow_token(&self, _: &str) -> Result<Option<FlowToken>, HostError> {
-        Ok(None)
-    }
-    fn revoke_flow_tokens(&self, _: &str, _: &str) -> Result<u64, HostError> {
-        Ok(0)
-    }
-    fn cache_get(&self, _: &str) -> Result<Option<String>, HostError> {
-        Ok(None)
-    }
-    fn cache_set(&self, _: &str, _: &str, _: u64) -> Result<(), HostError> {
-        Ok(())
-    }
-    fn rate_limit(&self, _: &str, _: u64, _: u32, _: i64) -> Result<RateLimit, HostError> {
-        Ok(RateLimit::Allowed)
-    }
-    fn emit_event(&self, _: &str, _: &serde_json::Value) -> Result<(), HostError> {
-        Ok(())
-    }
-    fn enqueue_mail(&self, _: &OutgoingMail) -> Result<(), HostError> {
-        Ok(())
-    }
-    fn default_from_address(&self) -> String {
-        "a@b.c".into()
-    }
-    fn log(&self, _: LogLevel, _: &str, _: &str) {}
-    fn now_ms(&self) -> i64 {
-        0
-    }
-    fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
-        buf.fill(7);
-        Ok(())
-    }
-}
-
 #[test]
 fn a_panic_inside_a_host_service_comes_back_as_an_error() {
     let p = load("panicking-stage");
@@ -233,9 +181,11 @@ fn a_panic_inside_a_host_service_comes_back_as_an_error() {
         requester_id: None,
         context_json: "{}",
     };
-    let err = stage.get(&req, &PanickingHost).unwrap_err();
+    let host = FakeHost::new();
+    host.panic_in("user");
+    let err = stage.get(&req, &host).unwrap_err();
     assert!(
-        matches!(err, StageError::Host(HostError::Panicked(ref m)) if m.contains("host panics in user(panic)")),
+        matches!(err, StageError::Host(HostError::Panicked(ref m)) if m.contains("FakeHost panics in user")),
         "{err:?}"
     );
 }

@@ -175,79 +175,10 @@ export_plugin!(TermsPlugin);
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-
-    use plugin_api::{
-        HostError, LogLevel, MessageLevel, NewFlowToken, OutgoingMail, RateLimit, User,
-    };
+    use plugin_api::testing::FakeHost;
+    use plugin_api::{HostError, MessageLevel};
 
     use super::*;
-
-    /// Records events (or fails them); every other service is unused by this stage.
-    #[derive(Default)]
-    struct FakeHost {
-        events: RefCell<Vec<(String, Value)>>,
-        fail_events: bool,
-    }
-
-    impl Host for FakeHost {
-        fn user(&self, _id: &str) -> Result<Option<User>, HostError> {
-            Ok(None)
-        }
-        fn set_user_active(&self, _id: &str, _active: bool) -> Result<bool, HostError> {
-            Ok(false)
-        }
-        fn create_flow_token(&self, _token: &NewFlowToken) -> Result<(), HostError> {
-            Ok(())
-        }
-        fn flow_token(&self, _key_hash: &str) -> Result<Option<FlowToken>, HostError> {
-            Ok(None)
-        }
-        fn consume_flow_token(&self, _key_hash: &str) -> Result<Option<FlowToken>, HostError> {
-            Ok(None)
-        }
-        fn revoke_flow_tokens(&self, _user_id: &str, _stage_name: &str) -> Result<u64, HostError> {
-            Ok(0)
-        }
-        fn cache_get(&self, _key: &str) -> Result<Option<String>, HostError> {
-            Ok(None)
-        }
-        fn cache_set(&self, _key: &str, _value: &str, _ttl_ms: u64) -> Result<(), HostError> {
-            Ok(())
-        }
-        fn rate_limit(
-            &self,
-            _key: &str,
-            _window_ms: u64,
-            _max: u32,
-            _now_ms: i64,
-        ) -> Result<RateLimit, HostError> {
-            Ok(RateLimit::Allowed)
-        }
-        fn emit_event(&self, action: &str, context: &Value) -> Result<(), HostError> {
-            if self.fail_events {
-                return Err(HostError::Unavailable("event store down".into()));
-            }
-            self.events
-                .borrow_mut()
-                .push((action.to_string(), context.clone()));
-            Ok(())
-        }
-        fn enqueue_mail(&self, _mail: &OutgoingMail) -> Result<(), HostError> {
-            Ok(())
-        }
-        fn default_from_address(&self) -> String {
-            "noreply@example.com".into()
-        }
-        fn log(&self, _level: LogLevel, _target: &str, _message: &str) {}
-        fn now_ms(&self) -> i64 {
-            0
-        }
-        fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
-            buf.fill(4);
-            Ok(())
-        }
-    }
 
     fn req() -> StageRequest<'static> {
         StageRequest {
@@ -278,7 +209,7 @@ mod tests {
 
     #[test]
     fn get_and_restore_show_the_terms() {
-        let host = FakeHost::default();
+        let host = FakeHost::new();
         let got = stage().get(&req(), &host).expect("get");
         assert_eq!(
             got,
@@ -296,12 +227,12 @@ mod tests {
             stage().restore(&req(), &token, &host).expect("restore"),
             got
         );
-        assert!(host.events.borrow().is_empty());
+        assert!(host.events().is_empty());
     }
 
     #[test]
     fn accepting_passes_and_records_the_event() {
-        let host = FakeHost::default();
+        let host = FakeHost::new();
         let r = stage()
             .challenge_invalid(&req(), &json!({"accepted": true}), &host)
             .expect("post");
@@ -311,7 +242,7 @@ mod tests {
         assert_eq!(r.messages[0].level, MessageLevel::Success);
         assert_eq!(r.messages[0].message, "Terms accepted.");
         assert_eq!(
-            *host.events.borrow(),
+            host.events(),
             vec![("terms_accepted".to_string(), json!({"version": "v1"}))]
         );
     }
@@ -324,7 +255,7 @@ mod tests {
             json!({"accepted": "true"}),
             json!(null),
         ] {
-            let host = FakeHost::default();
+            let host = FakeHost::new();
             let r = stage()
                 .challenge_invalid(&req(), &body, &host)
                 .expect("post");
@@ -333,16 +264,14 @@ mod tests {
                 {"string": "You must accept the terms to continue.", "code": "required"}
             ]});
             assert_eq!(r, HookResult::new(Outcome::Challenge(want)), "{body}");
-            assert!(host.events.borrow().is_empty());
+            assert!(host.events().is_empty());
         }
     }
 
     #[test]
     fn host_failure_propagates() {
-        let host = FakeHost {
-            fail_events: true,
-            ..FakeHost::default()
-        };
+        let host = FakeHost::new();
+        host.fail_with(Some(HostError::Unavailable("event store down".into())));
         let err = stage()
             .challenge_invalid(&req(), &json!({"accepted": true}), &host)
             .expect_err("event failure");
