@@ -18,12 +18,12 @@ use crate::store::{MemoryStore, SqliteStore, Store};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// File.
         path: String,
         /// Cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML is malformed.
     #[error("malformed configuration: {0}")]
@@ -35,12 +35,12 @@ pub enum ConfigError {
     #[error(transparent)]
     Plugin(#[from] plugin_api::LoadError),
     /// A stage configuration was refused.
-    #[error("stage '{stage}': {source}")]
+    #[error("stage '{stage}': {error}")]
     Stage {
         /// Binding name.
         stage: String,
         /// The plugin's or built-in stage's error.
-        source: plugin_api::StageError,
+        error: plugin_api::StageError,
     },
     /// A backend could not be opened.
     #[error("backend: {0}")]
@@ -167,9 +167,9 @@ pub struct HostConfig {
 impl HostConfig {
     /// Reads a TOML file; relative paths in it are taken from the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         let mut cfg: Self = toml::from_str(&text)?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -295,9 +295,9 @@ pub fn build_executor(
                 def.name
             )));
         }
-        let stage_err = |source| ConfigError::Stage {
+        let stage_err = |error| ConfigError::Stage {
             stage: def.name.clone(),
-            source,
+            error,
         };
         let imp = if let Some(b) = Builtin::from_config(&def.kind, &def.config) {
             StageImpl::Builtin(b.map_err(stage_err)?)

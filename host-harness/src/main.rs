@@ -32,6 +32,11 @@ enum Command {
         #[arg(long)]
         smtp: Option<String>,
     },
+    /// Validates a host configuration: loads its plugins, builds every stage, checks the flows.
+    Check {
+        /// Configuration file (TOML).
+        config: PathBuf,
+    },
     /// Loads a plugin library and prints its manifest, or the reason it is refused.
     Inspect {
         /// Plugin library.
@@ -52,6 +57,21 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Demo { out, plugin, smtp } => demo::run(&out, plugin, smtp.as_deref()),
+        Command::Check { config } => {
+            let cfg = host_harness::config::HostConfig::load(&config)?;
+            let plugins = host_harness::config::load_plugins(&cfg)?;
+            let backends = host_harness::config::Backends::from_config(&cfg)?;
+            host_harness::config::build_executor(&cfg, &plugins, backends)
+                .with_context(|| format!("{} is not usable", config.display()))?;
+            println!(
+                "{}: {} plugins, {} stages, {} flows: ok",
+                config.display(),
+                cfg.plugins.len(),
+                cfg.stages.len(),
+                cfg.flows.len()
+            );
+            Ok(())
+        }
         Command::Inspect { path, verbose } => match plugin_api::load_plugin(&path) {
             Ok(p) => {
                 use plugin_api::Plugin;
