@@ -211,7 +211,7 @@ pub fn run(out: &Path, plugin: Option<PathBuf>, smtp: Option<&str>) -> anyhow::R
     let v = c.post(json!({"component": "ak-stage-email"}));
     show("POST \"Send Email again.\"", &v);
     println!("  messages                           {}", messages(&v));
-    let _first = mailbox.next_link(&ex)?;
+    let first = mailbox.next_link(&ex)?;
     let link = mailbox.next_link(&ex)?;
     let (mut b, token) = follow_link(&ex, &link)?;
     let v = b.post(json!({"component": "ak-stage-consent", "token": token}));
@@ -232,7 +232,7 @@ pub fn run(out: &Path, plugin: Option<PathBuf>, smtp: Option<&str>) -> anyhow::R
     if !ok {
         bail!("recovery did not change the password");
     }
-    let v = FlowClient::open_link(&ex, &_first, Session::default())
+    let v = FlowClient::open_link(&ex, &first, Session::default())
         .context("link")?
         .get();
     show("older link after success", &v);
