@@ -11,8 +11,8 @@ use crate::builtin::{Builtin, KINDS};
 use crate::cache::{Cache, MemoryCache};
 use crate::clock::{Clock, SystemClock};
 use crate::executor::{Binding, Executor, FlowDef, InvalidResponseAction, StageImpl};
-use crate::mail::{Delivery, MailQueue};
-use crate::store::{MemoryStore, SqliteStore, Store};
+use crate::mail::{Delivery, MailQueue, OutboxConfig};
+use crate::store::{HostStore, MemoryStore, SqliteStore};
 
 /// Why a host could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -220,7 +220,7 @@ impl HostConfig {
 }
 
 /// Opens a store from a URL: `sqlite://<path>` or `memory://`.
-pub fn open_store(url: &str) -> Result<Arc<dyn Store>, ConfigError> {
+pub fn open_store(url: &str) -> Result<Arc<dyn HostStore>, ConfigError> {
     if url == "memory://" {
         return Ok(Arc::new(MemoryStore::new()));
     }
@@ -236,7 +236,7 @@ pub fn open_store(url: &str) -> Result<Arc<dyn Store>, ConfigError> {
                 .map_err(|e| ConfigError::Backend(format!("{}: {e}", dir.display())))?;
         }
         return SqliteStore::open(p)
-            .map(|s| Arc::new(s) as Arc<dyn Store>)
+            .map(|s| Arc::new(s) as Arc<dyn HostStore>)
             .map_err(|e| ConfigError::Backend(format!("{url}: {e}")));
     }
     Err(ConfigError::Invalid(format!(
@@ -247,11 +247,13 @@ pub fn open_store(url: &str) -> Result<Arc<dyn Store>, ConfigError> {
 /// Backends an executor runs on.
 pub struct Backends {
     /// Storage.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn HostStore>,
     /// Cache.
     pub cache: Arc<dyn Cache>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Mail delivery workers.
+    pub outbox: OutboxConfig,
 }
 
 impl Backends {
@@ -261,6 +263,7 @@ impl Backends {
             store: open_store(&cfg.database)?,
             cache: Arc::new(MemoryCache::new()),
             clock: Arc::new(SystemClock),
+            outbox: OutboxConfig::default(),
         })
     }
 }
@@ -367,6 +370,7 @@ pub fn build_executor(
         cfg.delivery()?,
         backends.store.clone(),
         backends.clock.clone(),
+        backends.outbox,
     )
     .map_err(|e| ConfigError::Backend(e.to_string()))?;
     Ok(Executor::new(

@@ -14,7 +14,7 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::mail::MailQueue;
 use crate::services::RequestHost;
-use crate::store::{Event, Store};
+use crate::store::{Event, HostStore};
 
 /// Access-denied message when a link's token is gone.
 pub const MSG_LINK_USED: &str = "Link was already used, please request a new link.";
@@ -147,7 +147,7 @@ pub struct Executor {
     flows: HashMap<String, FlowDef>,
     bindings: HashMap<String, Binding>,
     /// Storage.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn HostStore>,
     /// Cache.
     pub cache: Arc<dyn Cache>,
     /// Outgoing mail.
@@ -186,7 +186,7 @@ impl Executor {
         from_address: String,
         flows: Vec<FlowDef>,
         bindings: Vec<Binding>,
-        store: Arc<dyn Store>,
+        store: Arc<dyn HostStore>,
         cache: Arc<dyn Cache>,
         mail: Arc<MailQueue>,
         clock: Arc<dyn Clock>,

@@ -13,8 +13,9 @@ use host_harness::cache::MemoryCache;
 use host_harness::clock::ManualClock;
 use host_harness::config::{self, Backends, HostConfig, MailConfig};
 use host_harness::executor::Executor;
+use host_harness::mail::OutboxConfig;
 use host_harness::maildir::{self, ReceivedMail};
-use host_harness::store::{MemoryStore, Store};
+use host_harness::store::{HostStore, MemoryStore};
 use plugin_api::Plugin;
 
 /// Builds `package` (a cdylib of this workspace) with the profile the tests run
@@ -105,7 +106,7 @@ pub struct TestHost {
     /// Its clock (starts at 2026-01-01).
     pub clock: Arc<ManualClock>,
     /// Its store.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn HostStore>,
     /// Its cache.
     pub cache: Arc<MemoryCache>,
     /// Where mail lands (mail directory mode).
@@ -120,7 +121,7 @@ pub fn host(mode: Mode, edit: impl FnOnce(&mut HostConfig)) -> TestHost {
 /// Like [`host`] with explicit plugins and store.
 pub fn host_with(
     plugins: Vec<Arc<dyn Plugin>>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn HostStore>,
     edit: impl FnOnce(&mut HostConfig),
 ) -> TestHost {
     let mail_dir = tempfile::tempdir().expect("tempdir");
@@ -143,6 +144,10 @@ pub fn host_with(
             store: store.clone(),
             cache: cache.clone(),
             clock: clock.clone(),
+            outbox: OutboxConfig {
+                poll: Duration::from_millis(20),
+                ..Default::default()
+            },
         },
     )
     .expect("build executor");
@@ -210,6 +215,38 @@ impl Drop for SmtpSink {
     }
 }
 
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A test message with this Message-ID (`<{id}@test>`) to `to`, on the global route.
+pub fn test_mail(id: &str, to: &str) -> plugin_api::OutgoingMail {
+    use email_stage_plugin::compose;
+    let message_id = format!("<{id}@test>");
+    let c = compose::compose(
+        compose::recipient("", "sender@id.example.test").expect("from"),
+        compose::recipient("", to).expect("to"),
+        "outbox test",
+        &message_id,
+        format!("<p>message {id}</p>"),
+        Some(format!("message {id}")),
+    )
+    .expect("compose");
+    plugin_api::OutgoingMail {
+        message_id,
+        envelope_from: c.envelope_from,
+        envelope_to: vec![c.envelope_to],
+        to_display: vec![c.to_display],
+        subject: "outbox test".into(),
+        raw: c.raw,
+        route: plugin_api::MailRoute::Global,
+    }
+}
+
 fn python_with_aiosmtpd() -> Option<String> {
     let mut candidates = vec![];
     if let Ok(p) = std::env::var("SMTP_SINK_PYTHON") {
@@ -230,6 +267,12 @@ impl SmtpSink {
     /// Starts the sink. `None` (with the reason printed) when aiosmtpd is missing
     /// outside CI; under `CI=true` a missing sink fails the test.
     pub fn start() -> Option<Self> {
+        Self::start_with(None, &[])
+    }
+
+    /// Starts the sink on `port` (a free one when `None`) with extra options of
+    /// `smtp_sink.py` (`--fail-first`, `--reject-rcpt`, TLS, AUTH).
+    pub fn start_with(port: Option<u16>, options: &[&str]) -> Option<Self> {
         let Some(py) = python_with_aiosmtpd() else {
             let msg = "SMTP sink unavailable: no python3 with aiosmtpd (apt-get install python3-aiosmtpd, or set SMTP_SINK_PYTHON)";
             if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
@@ -238,10 +281,7 @@ impl SmtpSink {
             eprintln!("skipped: {msg}");
             return None;
         };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = port.unwrap_or_else(free_port);
         let maildir = tempfile::tempdir().expect("tempdir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("smtp_sink.py");
         let mut child = Command::new(py)
@@ -249,6 +289,7 @@ impl SmtpSink {
             .args(["--port", &port.to_string(), "--maildir"])
             // A folder that does not exist yet: Python's Maildir creates its layout only then.
             .arg(maildir.path().join("Maildir"))
+            .args(options)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,0 +1,288 @@
+//! Everything in process memory: for tests and benchmarks. Not durable.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use plugin_api::{FlowToken, OutgoingMail, User};
+
+use super::{
+    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, Store, StoreError,
+    StoredToken,
+};
+
+#[derive(Default)]
+struct Mem {
+    next_id: u64,
+    users: Vec<(User, Option<String>)>,
+    tokens: HashMap<String, StoredToken>,
+    events: Vec<Event>,
+    outbox: MemOutbox,
+}
+
+/// Everything in process memory; for tests and benchmarks.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Mem>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Mem> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn same_identity(u: &User, identifier: &str) -> bool {
+    u.username == identifier || (!u.email.is_empty() && u.email.eq_ignore_ascii_case(identifier))
+}
+
+impl Store for MemoryStore {
+    fn create_user(&self, n: &NewUser) -> Result<User, StoreError> {
+        let mut m = self.lock();
+        if m.users.iter().any(|(u, _)| u.username == n.username) {
+            return Err(StoreError::Conflict(format!("user '{}'", n.username)));
+        }
+        m.next_id += 1;
+        let user = User {
+            id: Some(m.next_id.to_string()),
+            username: n.username.clone(),
+            name: n.name.clone(),
+            email: n.email.clone(),
+            is_active: n.is_active,
+            locale: String::new(),
+        };
+        m.users.push((user.clone(), n.password_hash.clone()));
+        Ok(user)
+    }
+    fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .iter()
+            .find(|(u, _)| u.id.as_deref() == Some(id))
+            .map(|(u, _)| u.clone()))
+    }
+    fn find_user(&self, identifier: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .iter()
+            .find(|(u, _)| same_identity(u, identifier))
+            .map(|(u, _)| u.clone()))
+    }
+    fn users(&self) -> Result<Vec<User>, StoreError> {
+        Ok(self.lock().users.iter().map(|(u, _)| u.clone()).collect())
+    }
+    fn set_active(&self, id: &str, active: bool) -> Result<bool, StoreError> {
+        Ok(self.with_user(id, |u, _| u.is_active = active))
+    }
+    fn set_email(&self, id: &str, email: &str) -> Result<bool, StoreError> {
+        Ok(self.with_user(id, |u, _| u.email = email.to_string()))
+    }
+    fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        Ok(self.with_user(id, |_, h| *h = Some(hash.to_string())))
+    }
+    fn password_hash(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .iter()
+            .find(|(u, _)| u.id.as_deref() == Some(id))
+            .and_then(|(_, h)| h.clone()))
+    }
+    fn insert_token(&self, t: &StoredToken) -> Result<(), StoreError> {
+        let mut m = self.lock();
+        if m.tokens
+            .values()
+            .any(|x| x.token.identifier == t.token.identifier)
+            || m.tokens.contains_key(&t.key_hash)
+        {
+            return Err(StoreError::Conflict(format!(
+                "token '{}'",
+                t.token.identifier
+            )));
+        }
+        m.tokens.insert(t.key_hash.clone(), t.clone());
+        Ok(())
+    }
+    fn token(&self, key_hash: &str, now_ms: i64) -> Result<Option<StoredToken>, StoreError> {
+        let mut m = self.lock();
+        match m.tokens.get(key_hash) {
+            Some(t) if t.token.expires_ms < now_ms => {
+                m.tokens.remove(key_hash);
+                Ok(None)
+            }
+            other => Ok(other.cloned()),
+        }
+    }
+    fn consume_token(&self, key_hash: &str, now_ms: i64) -> Result<Option<FlowToken>, StoreError> {
+        let mut m = self.lock();
+        Ok(m.tokens
+            .remove(key_hash)
+            .filter(|t| t.token.expires_ms >= now_ms)
+            .map(|t| t.token))
+    }
+    fn delete_token(&self, key_hash: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().tokens.remove(key_hash).is_some())
+    }
+    fn revoke_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, StoreError> {
+        let mut m = self.lock();
+        let before = m.tokens.len();
+        m.tokens
+            .retain(|_, t| !(t.token.user_id == user_id && t.token.stage_name == stage_name));
+        Ok((before - m.tokens.len()) as u64)
+    }
+    fn token_count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().tokens.len() as u64)
+    }
+    fn add_event(&self, e: &Event) -> Result<(), StoreError> {
+        self.lock().events.push(e.clone());
+        Ok(())
+    }
+    fn events(&self, action: Option<&str>) -> Result<Vec<Event>, StoreError> {
+        Ok(self
+            .lock()
+            .events
+            .iter()
+            .filter(|e| action.is_none_or(|a| e.action == a))
+            .cloned()
+            .collect())
+    }
+}
+
+impl MemoryStore {
+    fn with_user(&self, id: &str, f: impl FnOnce(&mut User, &mut Option<String>)) -> bool {
+        let mut m = self.lock();
+        match m
+            .users
+            .iter_mut()
+            .find(|(u, _)| u.id.as_deref() == Some(id))
+        {
+            Some((u, h)) => {
+                f(u, h);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Sending,
+    Sent,
+    Dead,
+}
+
+struct Queued {
+    row: OutboxRow,
+    state: State,
+    next_at_ms: i64,
+    lease_until_ms: i64,
+}
+
+/// The outbox in memory (lost when the process ends).
+#[derive(Default)]
+struct MemOutbox {
+    next_id: i64,
+    rows: Vec<Queued>,
+}
+
+impl OutboxStore for MemoryStore {
+    fn outbox_push(&self, mail: &OutgoingMail, now_ms: i64) -> Result<bool, StoreError> {
+        let mut m = self.lock();
+        let q = &mut m.outbox;
+        if q.rows
+            .iter()
+            .any(|r| r.row.mail.message_id == mail.message_id)
+        {
+            return Ok(false);
+        }
+        q.next_id += 1;
+        let id = q.next_id;
+        q.rows.push(Queued {
+            row: OutboxRow {
+                id,
+                mail: mail.clone(),
+                attempts: 0,
+                created_ms: now_ms,
+            },
+            state: State::Pending,
+            next_at_ms: now_ms,
+            lease_until_ms: 0,
+        });
+        Ok(true)
+    }
+
+    fn outbox_claim(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut m = self.lock();
+        let mut out = Vec::new();
+        for r in m.outbox.rows.iter_mut() {
+            if out.len() >= limit {
+                break;
+            }
+            let due = (r.state == State::Pending && r.next_at_ms <= now_ms)
+                || (r.state == State::Sending && r.lease_until_ms <= now_ms);
+            if due {
+                r.state = State::Sending;
+                r.lease_until_ms = now_ms.saturating_add(lease_ms);
+                r.row.attempts += 1;
+                out.push(r.row.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    fn outbox_finish(&self, id: i64, outcome: &OutboxOutcome) -> Result<(), StoreError> {
+        let mut m = self.lock();
+        if let Some(r) = m.outbox.rows.iter_mut().find(|r| r.row.id == id) {
+            match outcome {
+                OutboxOutcome::Sent => {
+                    r.state = State::Sent;
+                    // Keep only what the idempotency check needs.
+                    r.row.mail.raw = Vec::new();
+                }
+                OutboxOutcome::Retry { at_ms, .. } => {
+                    r.state = State::Pending;
+                    r.next_at_ms = *at_ms;
+                }
+                OutboxOutcome::Dead { .. } => r.state = State::Dead,
+            }
+        }
+        Ok(())
+    }
+
+    fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let m = self.lock();
+        let mut c = OutboxCounts::default();
+        for r in &m.outbox.rows {
+            match r.state {
+                State::Pending => c.pending += 1,
+                State::Sending => c.sending += 1,
+                State::Sent => c.sent += 1,
+                State::Dead => c.dead += 1,
+            }
+        }
+        Ok(c)
+    }
+
+    fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .lock()
+            .outbox
+            .rows
+            .iter()
+            .filter(|r| r.state == State::Pending)
+            .map(|r| r.next_at_ms)
+            .min())
+    }
+}

@@ -1,0 +1,375 @@
+//! Storage of users, flow tokens, events and the mail outbox: the traits and two
+//! backends, [`MemoryStore`] and [`SqliteStore`] (the embedded default).
+
+use plugin_api::{FlowToken, OutgoingMail, User};
+use serde_json::Value;
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A uniqueness rule was violated.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// A user to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    /// Login name (unique).
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// Email (may be empty).
+    pub email: String,
+    /// Whether the account may sign in.
+    pub is_active: bool,
+    /// Password hash (PHC string), if any.
+    pub password_hash: Option<String>,
+}
+
+/// A stored flow token with what only the host sees.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredToken {
+    /// SHA-256 of the key.
+    pub key_hash: String,
+    /// The public part.
+    pub token: FlowToken,
+    /// Delete as soon as the executor restores it.
+    pub revoke_on_execution: bool,
+    /// The plan snapshot (JSON).
+    pub plan: Value,
+}
+
+/// A recorded audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Action (`email_sent`, `configuration_error`, …).
+    pub action: String,
+    /// Context object.
+    pub context: Value,
+    /// When, Unix ms.
+    pub at_ms: i64,
+}
+
+/// What the host persists.
+pub trait Store: Send + Sync {
+    /// Creates a user and returns it with its id.
+    fn create_user(&self, user: &NewUser) -> Result<User, StoreError>;
+    /// A user by id.
+    fn user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// A user by username, or by email (case-insensitive).
+    fn find_user(&self, identifier: &str) -> Result<Option<User>, StoreError>;
+    /// All users, by id.
+    fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Sets `is_active`; `false` if the user does not exist.
+    fn set_active(&self, id: &str, active: bool) -> Result<bool, StoreError>;
+    /// Sets the email; `false` if the user does not exist.
+    fn set_email(&self, id: &str, email: &str) -> Result<bool, StoreError>;
+    /// Sets the password hash; `false` if the user does not exist.
+    fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError>;
+    /// The password hash of a user.
+    fn password_hash(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Stores a flow token.
+    fn insert_token(&self, token: &StoredToken) -> Result<(), StoreError>;
+    /// A token by key hash that has not expired at `now_ms`; expired rows with that
+    /// hash are deleted (authentik's lookup).
+    fn token(&self, key_hash: &str, now_ms: i64) -> Result<Option<StoredToken>, StoreError>;
+    /// Deletes and returns a non-expired token; `None` if it is gone. Atomic: of two
+    /// concurrent callers, one gets it.
+    fn consume_token(&self, key_hash: &str, now_ms: i64) -> Result<Option<FlowToken>, StoreError>;
+    /// Deletes a token whatever its state; whether it existed.
+    fn delete_token(&self, key_hash: &str) -> Result<bool, StoreError>;
+    /// Deletes the tokens of a user issued by a stage; how many.
+    fn revoke_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, StoreError>;
+    /// Number of stored tokens (expired included).
+    fn token_count(&self) -> Result<u64, StoreError>;
+    /// Records an event.
+    fn add_event(&self, event: &Event) -> Result<(), StoreError>;
+    /// Events with this action (all when `None`), oldest first.
+    fn events(&self, action: Option<&str>) -> Result<Vec<Event>, StoreError>;
+}
+
+/// A mail waiting in the outbox, as claimed by a delivery worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// The message (its `message_id` is the idempotency key).
+    pub mail: OutgoingMail,
+    /// Delivery attempts so far, this one included.
+    pub attempts: u32,
+    /// When it was queued, Unix ms.
+    pub created_ms: i64,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboxOutcome {
+    /// Accepted by the server: never sent again.
+    Sent,
+    /// Failed transiently: try again at this instant.
+    Retry {
+        /// Next attempt, Unix ms.
+        at_ms: i64,
+        /// What went wrong.
+        error: String,
+    },
+    /// Failed for good (dead letter).
+    Dead {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// How many outbox rows are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Waiting (possibly for a retry time).
+    pub pending: u64,
+    /// Claimed by a worker.
+    pub sending: u64,
+    /// Delivered.
+    pub sent: u64,
+    /// Given up.
+    pub dead: u64,
+}
+
+/// The durable mail outbox. Claims are atomic, so several workers (or hosts sharing
+/// the store) never hold the same message at once; a claim is a lease, so a message
+/// held by a worker that died is claimed again when the lease runs out.
+pub trait OutboxStore: Send + Sync {
+    /// Queues a mail due now. `false` when a mail with the same Message-ID is
+    /// already queued or delivered (nothing is added).
+    fn outbox_push(&self, mail: &OutgoingMail, now_ms: i64) -> Result<bool, StoreError>;
+    /// Claims up to `limit` due mails (pending and due, or leased and the lease run
+    /// out) for `lease_ms`, counting an attempt for each.
+    fn outbox_claim(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Records how an attempt ended.
+    fn outbox_finish(&self, id: i64, outcome: &OutboxOutcome) -> Result<(), StoreError>;
+    /// Rows per state.
+    fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
+    /// The earliest instant a pending mail is due, if any.
+    fn outbox_next_due(&self) -> Result<Option<i64>, StoreError>;
+}
+
+/// Storage with an outbox: what a host needs.
+pub trait HostStore: Store + OutboxStore {}
+
+impl<T: Store + OutboxStore> HostStore for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(hash: &str, user: &str, stage: &str, expires_ms: i64) -> StoredToken {
+        StoredToken {
+            key_hash: hash.into(),
+            token: FlowToken {
+                identifier: format!("id-{hash}"),
+                user_id: user.into(),
+                flow_slug: "f".into(),
+                stage_name: stage.into(),
+                expires_ms,
+                intent: "verification".into(),
+            },
+            revoke_on_execution: false,
+            plan: serde_json::json!({"stages": []}),
+        }
+    }
+
+    fn exercise(s: &dyn Store) {
+        let u = s
+            .create_user(&NewUser {
+                username: "jane".into(),
+                email: "Jane@Example.com".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let id = u.id.clone().unwrap();
+        assert!(matches!(
+            s.create_user(&NewUser {
+                username: "jane".into(),
+                ..Default::default()
+            }),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(s.find_user("jane@example.com").unwrap(), Some(u.clone()));
+        assert_eq!(s.find_user("jane").unwrap(), Some(u.clone()));
+        assert_eq!(s.find_user("nobody").unwrap(), None);
+        assert!(s.set_active(&id, true).unwrap());
+        assert!(s.user(&id).unwrap().unwrap().is_active);
+        assert!(!s.set_active("999", true).unwrap());
+        assert!(s.set_password_hash(&id, "h").unwrap());
+        assert_eq!(s.password_hash(&id).unwrap().as_deref(), Some("h"));
+
+        s.insert_token(&token("a", &id, "st", 100)).unwrap();
+        s.insert_token(&token("b", &id, "st", 100)).unwrap();
+        s.insert_token(&token("c", &id, "other", 100)).unwrap();
+        assert!(matches!(
+            s.insert_token(&token("a", &id, "st", 1)),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            s.token("a", 50).unwrap().unwrap().plan["stages"],
+            serde_json::json!([])
+        );
+        assert_eq!(
+            s.consume_token("a", 50).unwrap().unwrap().identifier,
+            "id-a"
+        );
+        assert_eq!(s.consume_token("a", 50).unwrap(), None);
+        assert_eq!(s.token("b", 101).unwrap(), None, "expired");
+        assert_eq!(s.token_count().unwrap(), 1, "expired row deleted on lookup");
+        s.insert_token(&token("d", &id, "st", 100)).unwrap();
+        assert_eq!(s.revoke_tokens(&id, "st").unwrap(), 1);
+        assert_eq!(s.token_count().unwrap(), 1);
+
+        s.add_event(&Event {
+            action: "x".into(),
+            context: serde_json::json!({"a": 1}),
+            at_ms: 1,
+        })
+        .unwrap();
+        s.add_event(&Event {
+            action: "y".into(),
+            context: serde_json::json!({}),
+            at_ms: 2,
+        })
+        .unwrap();
+        assert_eq!(s.events(Some("x")).unwrap().len(), 1);
+        assert_eq!(s.events(None).unwrap().len(), 2);
+    }
+
+    fn consume_races(s: std::sync::Arc<dyn Store>) {
+        s.insert_token(&token("race", "1", "st", 100)).unwrap();
+        let winners: usize = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || s.consume_token("race", 1).unwrap().is_some() as usize)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(winners, 1, "exactly one concurrent consumer gets the token");
+    }
+
+    #[test]
+    fn concurrent_consume_has_one_winner() {
+        consume_races(std::sync::Arc::new(MemoryStore::new()));
+        let dir = tempfile::tempdir().unwrap();
+        consume_races(std::sync::Arc::new(
+            SqliteStore::open(&dir.path().join("r.db")).unwrap(),
+        ));
+    }
+
+    fn mail(id: &str) -> OutgoingMail {
+        OutgoingMail {
+            message_id: format!("<{id}@x>"),
+            envelope_from: "a@b.c".into(),
+            envelope_to: vec!["d@e.f".into()],
+            to_display: vec!["d@e.f".into()],
+            subject: "s".into(),
+            raw: b"raw bytes".to_vec(),
+            route: plugin_api::MailRoute::Global,
+        }
+    }
+
+    fn outbox(s: &dyn OutboxStore) {
+        assert!(s.outbox_push(&mail("1"), 0).unwrap());
+        assert!(
+            !s.outbox_push(&mail("1"), 0).unwrap(),
+            "same Message-ID is queued once"
+        );
+        assert!(s.outbox_push(&mail("2"), 5).unwrap());
+        assert_eq!(s.outbox_next_due().unwrap(), Some(0));
+        let got = s.outbox_claim(10, 1000, 10).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].mail, mail("1"), "the body survives the round trip");
+        assert_eq!(got[0].attempts, 1);
+        assert!(
+            s.outbox_claim(10, 1000, 10).unwrap().is_empty(),
+            "leased rows are not claimed twice"
+        );
+        s.outbox_finish(got[0].id, &OutboxOutcome::Sent).unwrap();
+        s.outbox_finish(
+            got[1].id,
+            &OutboxOutcome::Retry {
+                at_ms: 500,
+                error: "451".into(),
+            },
+        )
+        .unwrap();
+        assert!(
+            s.outbox_claim(499, 1000, 10).unwrap().is_empty(),
+            "not due yet"
+        );
+        let again = s.outbox_claim(500, 1000, 10).unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 2));
+        // A worker that died: its lease runs out and the row is claimed again.
+        let reclaimed = s.outbox_claim(1500, 1000, 10).unwrap();
+        assert_eq!((reclaimed.len(), reclaimed[0].attempts), (1, 3));
+        s.outbox_finish(
+            reclaimed[0].id,
+            &OutboxOutcome::Dead {
+                error: "550".into(),
+            },
+        )
+        .unwrap();
+        assert!(
+            !s.outbox_push(&mail("1"), 0).unwrap(),
+            "a delivered Message-ID is not queued again"
+        );
+        assert_eq!(
+            s.outbox_counts().unwrap(),
+            OutboxCounts {
+                pending: 0,
+                sending: 0,
+                sent: 1,
+                dead: 1
+            }
+        );
+    }
+
+    #[test]
+    fn outbox_memory_and_sqlite() {
+        outbox(&MemoryStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        outbox(&SqliteStore::open(&dir.path().join("o.db")).unwrap());
+    }
+
+    #[test]
+    fn memory_store() {
+        exercise(&MemoryStore::new());
+    }
+
+    #[test]
+    fn sqlite_store_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        exercise(&SqliteStore::open(&path).unwrap());
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            again.users().unwrap().len(),
+            1,
+            "data survives a reopen; migrations not rerun"
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! SQLite: one file, versioned migrations, single statements where an operation
+//! must be atomic.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use plugin_api::{FlowToken, OutgoingMail, User};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::{
+    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, Store, StoreError,
+    StoredToken,
+};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL DEFAULT '',
+    email TEXT NOT NULL DEFAULT '',
+    is_active INTEGER NOT NULL,
+    locale TEXT NOT NULL DEFAULT '',
+    password_hash TEXT
+);
+CREATE INDEX users_email ON users (lower(email));
+CREATE TABLE flow_tokens (
+    key_hash TEXT PRIMARY KEY,
+    identifier TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    flow_slug TEXT NOT NULL,
+    stage_name TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    intent TEXT NOT NULL,
+    revoke_on_execution INTEGER NOT NULL,
+    plan TEXT NOT NULL
+);
+CREATE INDEX flow_tokens_user_stage ON flow_tokens (user_id, stage_name);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    action TEXT NOT NULL,
+    context TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL UNIQUE,
+    meta TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at_ms INTEGER NOT NULL,
+    lease_until_ms INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX outbox_due ON outbox (state, next_at_ms);
+"#,
+];
+
+/// SQLite, the embedded default: one file, migrated at open.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: Some(r.get::<_, i64>(0)?.to_string()),
+        username: r.get(1)?,
+        name: r.get(2)?,
+        email: r.get(3)?,
+        is_active: r.get(4)?,
+        locale: r.get(5)?,
+    })
+}
+
+const USER_COLS: &str = "id, username, name, email, is_active, locale";
+
+fn row_token(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StoredToken, String)> {
+    Ok((
+        StoredToken {
+            key_hash: r.get(0)?,
+            token: FlowToken {
+                identifier: r.get(1)?,
+                user_id: r.get(2)?,
+                flow_slug: r.get(3)?,
+                stage_name: r.get(4)?,
+                expires_ms: r.get(5)?,
+                intent: r.get(6)?,
+            },
+            revoke_on_execution: r.get(7)?,
+            plan: Value::Null,
+        },
+        r.get(8)?,
+    ))
+}
+
+const TOKEN_COLS: &str =
+    "key_hash, identifier, user_id, flow_slug, stage_name, expires_ms, intent, revoke_on_execution, plan";
+
+fn conflict(e: rusqlite::Error, what: String) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict(what)
+        }
+        e => StoreError::Db(e),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::init(Connection::open(path)?)
+    }
+    /// A private in-memory SQLite database (tests).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done.max(0) as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn update(&self, sql: &str, p: impl rusqlite::Params) -> Result<bool, StoreError> {
+        Ok(self.conn().prepare_cached(sql)?.execute(p)? > 0)
+    }
+}
+
+fn parse_plan(text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("token plan: {e}")))
+}
+
+impl Store for SqliteStore {
+    fn create_user(&self, n: &NewUser) -> Result<User, StoreError> {
+        let c = self.conn();
+        c.prepare_cached(
+            "INSERT INTO users (username, name, email, is_active, password_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![n.username, n.name, n.email, n.is_active, n.password_hash])
+        .map_err(|e| conflict(e, format!("user '{}'", n.username)))?;
+        let id = c.last_insert_rowid();
+        Ok(User {
+            id: Some(id.to_string()),
+            username: n.username.clone(),
+            name: n.name.clone(),
+            email: n.email.clone(),
+            is_active: n.is_active,
+            locale: String::new(),
+        })
+    }
+    fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(None);
+        };
+        Ok(self
+            .conn()
+            .prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"))?
+            .query_row([id], row_user)
+            .optional()?)
+    }
+    fn find_user(&self, identifier: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {USER_COLS} FROM users WHERE username = ?1 OR (email != '' AND lower(email) = lower(?1)) ORDER BY username = ?1 DESC, id LIMIT 1"
+            ))?
+            .query_row([identifier], row_user)
+            .optional()?)
+    }
+    fn users(&self) -> Result<Vec<User>, StoreError> {
+        let c = self.conn();
+        let mut s = c.prepare_cached(&format!("SELECT {USER_COLS} FROM users ORDER BY id"))?;
+        let rows = s.query_map([], row_user)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+    fn set_active(&self, id: &str, active: bool) -> Result<bool, StoreError> {
+        self.update(
+            "UPDATE users SET is_active = ?2 WHERE id = ?1",
+            params![id, active],
+        )
+    }
+    fn set_email(&self, id: &str, email: &str) -> Result<bool, StoreError> {
+        self.update(
+            "UPDATE users SET email = ?2 WHERE id = ?1",
+            params![id, email],
+        )
+    }
+    fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        self.update(
+            "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+            params![id, hash],
+        )
+    }
+    fn password_hash(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT password_hash FROM users WHERE id = ?1")?
+            .query_row([id], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
+    }
+    fn insert_token(&self, t: &StoredToken) -> Result<(), StoreError> {
+        let plan = t.plan.to_string();
+        self.conn()
+            .prepare_cached(&format!(
+                "INSERT INTO flow_tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ))?
+            .execute(params![
+                t.key_hash,
+                t.token.identifier,
+                t.token.user_id,
+                t.token.flow_slug,
+                t.token.stage_name,
+                t.token.expires_ms,
+                t.token.intent,
+                t.revoke_on_execution,
+                plan
+            ])
+            .map_err(|e| conflict(e, format!("token '{}'", t.token.identifier)))?;
+        Ok(())
+    }
+    fn token(&self, key_hash: &str, now_ms: i64) -> Result<Option<StoredToken>, StoreError> {
+        let c = self.conn();
+        c.prepare_cached("DELETE FROM flow_tokens WHERE key_hash = ?1 AND expires_ms < ?2")?
+            .execute(params![key_hash, now_ms])?;
+        let row = c
+            .prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM flow_tokens WHERE key_hash = ?1"
+            ))?
+            .query_row([key_hash], row_token)
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some((mut t, plan)) => {
+                t.plan = parse_plan(&plan)?;
+                Ok(Some(t))
+            }
+        }
+    }
+    fn consume_token(&self, key_hash: &str, now_ms: i64) -> Result<Option<FlowToken>, StoreError> {
+        // One statement: of two concurrent consumers only one sees the row.
+        let c = self.conn();
+        let row = c
+            .prepare_cached(&format!(
+                "DELETE FROM flow_tokens WHERE key_hash = ?1 RETURNING {TOKEN_COLS}"
+            ))?
+            .query_row([key_hash], row_token)
+            .optional()?;
+        Ok(row
+            .map(|(t, _)| t)
+            .filter(|t| t.token.expires_ms >= now_ms)
+            .map(|t| t.token))
+    }
+    fn delete_token(&self, key_hash: &str) -> Result<bool, StoreError> {
+        self.update("DELETE FROM flow_tokens WHERE key_hash = ?1", [key_hash])
+    }
+    fn revoke_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("DELETE FROM flow_tokens WHERE user_id = ?1 AND stage_name = ?2")?
+            .execute([user_id, stage_name])? as u64)
+    }
+    fn token_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT count(*) FROM flow_tokens", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+    fn add_event(&self, e: &Event) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached("INSERT INTO events (action, context, at_ms) VALUES (?1, ?2, ?3)")?
+            .execute(params![e.action, e.context.to_string(), e.at_ms])?;
+        Ok(())
+    }
+    fn events(&self, action: Option<&str>) -> Result<Vec<Event>, StoreError> {
+        let c = self.conn();
+        let mut s = c.prepare_cached(
+            "SELECT action, context, at_ms FROM events WHERE ?1 IS NULL OR action = ?1 ORDER BY id",
+        )?;
+        let rows = s.query_map([action], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (action, ctx, at_ms) = row?;
+            out.push(Event {
+                action,
+                context: serde_json::from_str(&ctx)
+                    .map_err(|e| StoreError::Corrupt(format!("event context: {e}")))?,
+                at_ms,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("outbox row: {e}"))
+}
+
+impl OutboxStore for SqliteStore {
+    fn outbox_push(&self, mail: &OutgoingMail, now_ms: i64) -> Result<bool, StoreError> {
+        let meta = OutgoingMail {
+            raw: Vec::new(),
+            ..mail.clone()
+        };
+        let meta = serde_json::to_string(&meta).map_err(corrupt)?;
+        let n = self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO outbox (message_id, meta, raw, state, next_at_ms, created_ms)
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?4) ON CONFLICT (message_id) DO NOTHING",
+            )?
+            .execute(params![mail.message_id, meta, mail.raw, now_ms])?;
+        Ok(n == 1)
+    }
+
+    fn outbox_claim(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        // One statement: concurrent claimers (threads or processes) never get the same row.
+        let c = self.conn();
+        let mut stmt = c.prepare_cached(
+            "UPDATE outbox SET state = 'sending', lease_until_ms = ?2, attempts = attempts + 1
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE (state = 'pending' AND next_at_ms <= ?1)
+                    OR (state = 'sending' AND lease_until_ms <= ?1)
+                 ORDER BY next_at_ms, id LIMIT ?3)
+             RETURNING id, meta, raw, attempts, created_ms",
+        )?;
+        let rows = stmt.query_map(
+            params![now_ms, now_ms.saturating_add(lease_ms), limit as i64],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, meta, raw, attempts, created_ms) = row?;
+            let mut mail: OutgoingMail = serde_json::from_str(&meta).map_err(corrupt)?;
+            mail.raw = raw;
+            out.push(OutboxRow {
+                id,
+                mail,
+                attempts: attempts as u32,
+                created_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    fn outbox_finish(&self, id: i64, outcome: &OutboxOutcome) -> Result<(), StoreError> {
+        match outcome {
+            // The body is no longer needed; the row stays for the idempotency check.
+            OutboxOutcome::Sent => self.update(
+                "UPDATE outbox SET state = 'sent', raw = x'', last_error = NULL WHERE id = ?1",
+                params![id],
+            ),
+            OutboxOutcome::Retry { at_ms, error } => self.update(
+                "UPDATE outbox SET state = 'pending', next_at_ms = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, at_ms, error],
+            ),
+            OutboxOutcome::Dead { error } => self.update(
+                "UPDATE outbox SET state = 'dead', last_error = ?2 WHERE id = ?1",
+                params![id, error],
+            ),
+        }
+        .map(drop)
+    }
+
+    fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let c = self.conn();
+        let mut stmt = c.prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        let mut out = OutboxCounts::default();
+        for row in rows {
+            let (state, n) = row?;
+            match state.as_str() {
+                "pending" => out.pending = n,
+                "sending" => out.sending = n,
+                "sent" => out.sent = n,
+                _ => out.dead = n,
+            }
+        }
+        Ok(out)
+    }
+
+    fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT min(next_at_ms) FROM outbox WHERE state = 'pending'")?
+            .query_row([], |r| r.get::<_, Option<i64>>(0))?)
+    }
+}
