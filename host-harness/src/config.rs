@@ -104,6 +104,8 @@ pub struct MailConfig {
     pub maildir: Option<PathBuf>,
     /// Deliver over SMTP.
     pub smtp: Option<SmtpConfig>,
+    /// Extra CA certificate (PEM) trusted for SMTP TLS, e.g. a private relay's.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for MailConfig {
@@ -112,6 +114,7 @@ impl Default for MailConfig {
             from: default_from(),
             maildir: None,
             smtp: None,
+            ca_file: None,
         }
     }
 }
@@ -178,7 +181,10 @@ impl HostConfig {
                 p.path = base.join(&p.path);
             }
         }
-        if let Some(d) = &mut cfg.mail.maildir {
+        for d in [&mut cfg.mail.maildir, &mut cfg.mail.ca_file]
+            .into_iter()
+            .flatten()
+        {
             if d.is_relative() {
                 *d = base.join(&*d);
             }
@@ -366,11 +372,19 @@ pub fn build_executor(
             cfg.base_url
         )));
     }
+    let mut outbox = backends.outbox;
+    if let Some(f) = &cfg.mail.ca_file {
+        let pem = std::fs::read(f).map_err(|error| ConfigError::Read {
+            path: f.display().to_string(),
+            error,
+        })?;
+        outbox.extra_roots_pem.push(pem);
+    }
     let mail = MailQueue::start(
         cfg.delivery()?,
         backends.store.clone(),
         backends.clock.clone(),
-        backends.outbox,
+        outbox,
     )
     .map_err(|e| ConfigError::Backend(e.to_string()))?;
     Ok(Executor::new(

@@ -319,3 +319,25 @@ impl SmtpSink {
         }
     }
 }
+
+/// A self-signed certificate for `localhost`, written as PEM files.
+pub struct TestCert {
+    /// Folder holding the files.
+    pub dir: tempfile::TempDir,
+    /// Certificate file.
+    pub cert: PathBuf,
+    /// Private key file.
+    pub key: PathBuf,
+}
+
+/// Generates a fresh self-signed certificate for `localhost`.
+pub fn self_signed_localhost() -> TestCert {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.key_pair.serialize_pem()).expect("write key");
+    TestCert { dir, cert, key }
+}

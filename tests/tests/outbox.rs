@@ -16,6 +16,7 @@ fn smtp_host(port: u16, store: Arc<dyn HostStore>) -> TestHost {
         cfg.mail = MailConfig {
             from: "authentik@id.example.test".into(),
             maildir: None,
+            ca_file: None,
             smtp: Some(SmtpConfig {
                 host: "127.0.0.1".into(),
                 port,

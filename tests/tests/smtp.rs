@@ -15,6 +15,7 @@ fn smtp_host(sink: &SmtpSink, stage_settings: bool) -> TestHost {
         cfg.mail = MailConfig {
             from: "authentik@id.example.test".into(),
             maildir: None,
+            ca_file: None,
             smtp: Some(SmtpConfig {
                 host: "127.0.0.1".into(),
                 port,
