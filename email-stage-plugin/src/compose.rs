@@ -41,11 +41,24 @@ pub fn recipient(name: &str, address: &str) -> Result<Mailbox, ComposeError> {
         .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
         .collect();
     if addr.len() > MAX_ADDRESS {
-        return Err(ComposeError::Recipient(format!("{}…", &addr[..32])));
+        let head: String = addr.chars().take(32).collect();
+        return Err(ComposeError::Recipient(format!(
+            "{head}… (longer than {MAX_ADDRESS} bytes)"
+        )));
     }
-    let parsed: Address = addr
-        .parse()
-        .map_err(|_| ComposeError::Recipient(addr.clone()))?;
+    let (local, domain) = addr
+        .rsplit_once('@')
+        .ok_or_else(|| ComposeError::Recipient(addr.clone()))?;
+    if !local.is_ascii() {
+        return Err(ComposeError::Recipient(format!(
+            "{addr} (a non-ASCII local part needs SMTPUTF8, which is not supported)"
+        )));
+    }
+    // IDN domains go out as punycode, so headers and envelope stay ASCII.
+    let domain =
+        idna::domain_to_ascii(domain).map_err(|_| ComposeError::Recipient(addr.clone()))?;
+    let parsed: Address =
+        Address::new(local, &domain).map_err(|_| ComposeError::Recipient(addr.clone()))?;
     let name = name.trim();
     Ok(Mailbox::new(
         (!name.is_empty()).then(|| name.to_string()),
@@ -113,6 +126,18 @@ mod tests {
         assert!(recipient("", "").is_err());
         assert!(recipient("", "no-at-sign").is_err());
         assert!(recipient("", &format!("{}@x.y", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn idn_domains_are_punycoded_and_unicode_local_parts_refused() {
+        let m = recipient("Jöhn", "user@bücher.example").unwrap();
+        assert_eq!(m.email.to_string(), "user@xn--bcher-kva.example");
+        let c = compose("a@b.c".parse().unwrap(), m, "s", "<3@x>", "h".into(), None).unwrap();
+        assert!(c.raw.is_ascii());
+        let e = recipient("", "jöhn@example.com").unwrap_err();
+        assert!(e.to_string().contains("SMTPUTF8"), "{e}");
+        assert!(recipient("", "a@b@c").is_err());
+        assert!(recipient("", "a@").is_err());
     }
 
     #[test]

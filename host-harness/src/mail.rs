@@ -461,3 +461,123 @@ mod tests {
         assert_eq!(p.backoff_ms(30, 0.0), 150_000);
     }
 }
+
+/// Why `test-email` could not send.
+#[derive(Debug, thiserror::Error)]
+pub enum TestEmailError {
+    /// No email stage has this name (authentik's wording).
+    #[error("Stage '{0}' does not exist")]
+    NoStage(String),
+    /// The stage or host settings are unusable.
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    /// The server refused or could not be reached.
+    #[error("{kind} failure: {error}")]
+    Delivery {
+        /// `transient` or `permanent`.
+        kind: &'static str,
+        /// What the server or network said.
+        error: String,
+    },
+}
+
+/// Sends one message now, bypassing the outbox (authentik's `ak test_email`), with
+/// the settings of email stage `stage` (whose configuration uses authentik's field
+/// names) or the global ones. Returns a line describing where it went.
+pub fn test_email(
+    cfg: &crate::config::HostConfig,
+    to: &str,
+    stage: Option<&str>,
+) -> Result<String, TestEmailError> {
+    use lettre::message::{Mailbox, Message, MultiPart};
+    let settings = |e: String| TestEmailError::Settings(e);
+    let (route, from) = match stage {
+        None => (MailRoute::Global, cfg.mail.from.clone()),
+        Some(name) => {
+            let def = cfg
+                .stages
+                .iter()
+                .find(|s| s.name == name && s.kind == "email")
+                .ok_or_else(|| TestEmailError::NoStage(name.to_string()))?;
+            let c = &def.config;
+            let text =
+                |k: &str, d: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or(d).to_string();
+            let flag = |k: &str| c.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+            if flag("use_global_settings") {
+                (MailRoute::Global, cfg.mail.from.clone())
+            } else {
+                let port = c.get("port").and_then(|v| v.as_u64()).unwrap_or(25);
+                let s = SmtpSettings {
+                    host: text("host", "localhost"),
+                    port: u16::try_from(port).map_err(|_| settings(format!("port {port}")))?,
+                    username: text("username", ""),
+                    password: text("password", ""),
+                    use_tls: flag("use_tls"),
+                    use_ssl: flag("use_ssl"),
+                    timeout_secs: c.get("timeout").and_then(|v| v.as_u64()).unwrap_or(10),
+                };
+                (
+                    MailRoute::Smtp(s),
+                    text("from_address", "system@authentik.local"),
+                )
+            }
+        }
+    };
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| settings(format!("from address: {e}")))?;
+    let to_box: Mailbox = to
+        .parse()
+        .map_err(|e| settings(format!("recipient: {e}")))?;
+    let msg = Message::builder()
+        .from(from)
+        .to(to_box)
+        .subject("authentik Test-Email")
+        .multipart(MultiPart::alternative_plain_html(
+            "This is a test email from the identity host.".to_string(),
+            "<p>This is a test email from the identity host.</p>".to_string(),
+        ))
+        .map_err(|e| settings(e.to_string()))?;
+    let mut roots = Vec::new();
+    if let Some(f) = &cfg.mail.ca_file {
+        roots.push(std::fs::read(f).map_err(|e| settings(format!("{}: {e}", f.display())))?);
+    }
+    let global = cfg.delivery().map_err(|e| settings(e.to_string()))?;
+    let smtp_send = |s: &SmtpSettings| {
+        let t = smtp_transport(s, &roots, 1).map_err(|e| settings(e.to_string()))?;
+        t.send(&msg).map_err(|e| match classify(&e) {
+            Failure::Transient(error) => TestEmailError::Delivery {
+                kind: "transient",
+                error,
+            },
+            Failure::Permanent(error) => TestEmailError::Delivery {
+                kind: "permanent",
+                error,
+            },
+        })?;
+        let mode = if s.use_ssl {
+            "implicit TLS"
+        } else if s.use_tls {
+            "STARTTLS"
+        } else {
+            "plain"
+        };
+        Ok(format!(
+            "Email to {to} sent via {}:{} ({mode})",
+            s.host, s.port
+        ))
+    };
+    match (&route, &global) {
+        (MailRoute::Smtp(s), _) | (MailRoute::Global, Delivery::Smtp(s)) => smtp_send(s),
+        (MailRoute::Global, Delivery::MailDir(dir)) => {
+            std::fs::create_dir_all(dir).map_err(|e| settings(e.to_string()))?;
+            FileTransport::new(dir)
+                .send(&msg)
+                .map_err(|e| TestEmailError::Delivery {
+                    kind: "transient",
+                    error: e.to_string(),
+                })?;
+            Ok(format!("Email to {to} written to {}", dir.display()))
+        }
+    }
+}

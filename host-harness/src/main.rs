@@ -37,6 +37,18 @@ enum Command {
         /// Configuration file (TOML).
         config: PathBuf,
     },
+    /// Sends one test message now through the global or a stage's SMTP settings and
+    /// reports the outcome (authentik's `ak test_email`).
+    TestEmail {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Recipient.
+        to: String,
+        /// Email stage whose settings to use (default: the global settings).
+        #[arg(short = 'S', long)]
+        stage: Option<String>,
+    },
     /// Loads a plugin library and prints its manifest, or the reason it is refused.
     Inspect {
         /// Plugin library.
@@ -70,6 +82,12 @@ fn main() -> anyhow::Result<()> {
                 cfg.stages.len(),
                 cfg.flows.len()
             );
+            Ok(())
+        }
+        Command::TestEmail { config, to, stage } => {
+            let cfg = host_harness::config::HostConfig::load(&config)?;
+            let line = host_harness::mail::test_email(&cfg, &to, stage.as_deref())?;
+            println!("{line}");
             Ok(())
         }
         Command::Inspect { path, verbose } => match plugin_api::load_plugin(&path) {

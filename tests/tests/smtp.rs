@@ -106,3 +106,49 @@ fn enrollment_mail_through_global_smtp_settings() {
 fn enrollment_mail_through_the_stages_own_smtp_settings() {
     enroll_through_smtp(true);
 }
+
+#[test]
+fn test_email_reports_success_missing_stages_and_refusals() {
+    let Some(sink) = SmtpSink::start_with(None, &["--reject-rcpt", "nobody"]) else {
+        return;
+    };
+    let mut cfg = host_harness::config::reference_config(
+        "memory://",
+        "http://x",
+        None,
+        MailConfig::default(),
+    );
+    cfg.mail.smtp = Some(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: sink.port,
+        username: String::new(),
+        password: String::new(),
+        use_tls: false,
+        use_ssl: false,
+        timeout: 5,
+    });
+    cfg.mail.maildir = None;
+    let line = host_harness::mail::test_email(&cfg, "ops@example.com", None).unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "Email to ops@example.com sent via 127.0.0.1:{} (plain)",
+            sink.port
+        )
+    );
+    let got = sink.wait_for(1, Duration::from_secs(10));
+    assert_eq!(got[0].subject, "authentik Test-Email");
+    let e = host_harness::mail::test_email(&cfg, "ops@example.com", Some("nope")).unwrap_err();
+    assert_eq!(e.to_string(), "Stage 'nope' does not exist");
+    let e = host_harness::mail::test_email(&cfg, "nobody@example.com", None).unwrap_err();
+    assert!(e.to_string().starts_with("permanent failure"), "{e}");
+    // A stage with its own settings pointing at a closed port.
+    TestHost::edit_stage(
+        &mut cfg,
+        "recovery-email",
+        json!({"use_global_settings": false, "host": "127.0.0.1", "port": e2e_tests::free_port()}),
+    );
+    let e = host_harness::mail::test_email(&cfg, "ops@example.com", Some("recovery-email"))
+        .unwrap_err();
+    assert!(e.to_string().starts_with("transient failure"), "{e}");
+}
