@@ -88,6 +88,8 @@ impl RetryPolicy {
 pub struct OutboxConfig {
     /// Worker threads, which is also the most SMTP connections open at once.
     pub workers: usize,
+    /// Messages a worker claims at once (one storage write for the claim).
+    pub batch: usize,
     /// How long a claim lasts before another worker may take the message, ms.
     pub lease_ms: i64,
     /// How often idle workers look for due messages (other hosts may add some).
@@ -102,6 +104,7 @@ impl Default for OutboxConfig {
     fn default() -> Self {
         Self {
             workers: 4,
+            batch: 8,
             lease_ms: 120_000,
             poll: Duration::from_millis(200),
             retry: RetryPolicy::default(),
@@ -230,24 +233,21 @@ impl Shared {
         }
     }
 
-    fn record(&self, action: &str, context: serde_json::Value) {
-        let e = Event {
+    fn event(&self, action: &str, context: serde_json::Value) -> Option<Event> {
+        Some(Event {
             action: action.into(),
             context,
             at_ms: self.clock.now_ms(),
-        };
-        if let Err(err) = self.store.add_event(&e) {
-            tracing::error!(target: "mail", error = %err, "cannot record mail event");
-        }
+        })
     }
 
     fn handle(&self, row: OutboxRow) {
         let mail = &row.mail;
         let now = self.clock.now_ms();
-        let outcome = match self.deliver(mail) {
+        let (outcome, event) = match self.deliver(mail) {
             Ok(()) => {
                 tracing::info!(target: "mail", message_id = %mail.message_id, attempts = row.attempts, "Successfully sent mail.");
-                self.record(
+                let ev = self.event(
                     "email_sent",
                     json!({
                         "message": format!("Email to {} sent", mail.to_display.join(", ")),
@@ -258,7 +258,7 @@ impl Shared {
                         "attempts": row.attempts,
                     }),
                 );
-                OutboxOutcome::Sent
+                (OutboxOutcome::Sent, ev)
             }
             Err(Failure::Transient(error))
                 if row.attempts < self.config.retry.max_attempts
@@ -269,11 +269,11 @@ impl Shared {
                 let jitter = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX);
                 let at_ms = now + self.config.retry.backoff_ms(row.attempts, jitter);
                 tracing::warn!(target: "mail", message_id = %mail.message_id, attempts = row.attempts, %error, "delivery failed, will retry");
-                OutboxOutcome::Retry { at_ms, error }
+                (OutboxOutcome::Retry { at_ms, error }, None)
             }
             Err(Failure::Transient(error) | Failure::Permanent(error)) => {
                 tracing::error!(target: "mail", message_id = %mail.message_id, attempts = row.attempts, %error, "delivery failed for good");
-                self.record(
+                let ev = self.event(
                     "email_failed",
                     json!({
                         "message": format!("Email to {} failed", mail.to_display.join(", ")),
@@ -284,10 +284,10 @@ impl Shared {
                         "error": error,
                     }),
                 );
-                OutboxOutcome::Dead { error }
+                (OutboxOutcome::Dead { error }, ev)
             }
         };
-        if let Err(e) = self.store.outbox_finish(row.id, &outcome) {
+        if let Err(e) = self.store.outbox_finish(row.id, &outcome, event.as_ref()) {
             // The lease runs out and the message is tried again.
             tracing::error!(target: "mail", error = %e, "cannot record delivery outcome");
         }
@@ -296,9 +296,11 @@ impl Shared {
     fn work(&self) {
         while !self.stop.load(Ordering::SeqCst) {
             self.busy.fetch_add(1, Ordering::SeqCst);
-            let claimed = self
-                .store
-                .outbox_claim(self.clock.now_ms(), self.config.lease_ms, 1);
+            let claimed = self.store.outbox_claim(
+                self.clock.now_ms(),
+                self.config.lease_ms,
+                self.config.batch,
+            );
             let got = match claimed {
                 Ok(rows) => {
                     let n = rows.len();

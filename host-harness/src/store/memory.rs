@@ -242,8 +242,16 @@ impl OutboxStore for MemoryStore {
         Ok(out)
     }
 
-    fn outbox_finish(&self, id: i64, outcome: &OutboxOutcome) -> Result<(), StoreError> {
+    fn outbox_finish(
+        &self,
+        id: i64,
+        outcome: &OutboxOutcome,
+        event: Option<&Event>,
+    ) -> Result<(), StoreError> {
         let mut m = self.lock();
+        if let Some(e) = event {
+            m.events.push(e.clone());
+        }
         if let Some(r) = m.outbox.rows.iter_mut().find(|r| r.row.id == id) {
             match outcome {
                 OutboxOutcome::Sent => {

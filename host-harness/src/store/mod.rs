@@ -161,8 +161,13 @@ pub trait OutboxStore: Send + Sync {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError>;
-    /// Records how an attempt ended.
-    fn outbox_finish(&self, id: i64, outcome: &OutboxOutcome) -> Result<(), StoreError>;
+    /// Records how an attempt ended, and its event if any, in one write.
+    fn outbox_finish(
+        &self,
+        id: i64,
+        outcome: &OutboxOutcome,
+        event: Option<&Event>,
+    ) -> Result<(), StoreError>;
     /// Rows per state.
     fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
     /// The earliest instant a pending mail is due, if any.
@@ -292,7 +297,7 @@ mod tests {
         }
     }
 
-    fn outbox(s: &dyn OutboxStore) {
+    fn outbox(s: &dyn HostStore) {
         assert!(s.outbox_push(&mail("1"), 0).unwrap());
         assert!(
             !s.outbox_push(&mail("1"), 0).unwrap(),
@@ -308,15 +313,13 @@ mod tests {
             s.outbox_claim(10, 1000, 10).unwrap().is_empty(),
             "leased rows are not claimed twice"
         );
-        s.outbox_finish(got[0].id, &OutboxOutcome::Sent).unwrap();
-        s.outbox_finish(
-            got[1].id,
-            &OutboxOutcome::Retry {
-                at_ms: 500,
-                error: "451".into(),
-            },
-        )
-        .unwrap();
+        s.outbox_finish(got[0].id, &OutboxOutcome::Sent, None)
+            .unwrap();
+        let retry = OutboxOutcome::Retry {
+            at_ms: 500,
+            error: "451".into(),
+        };
+        s.outbox_finish(got[1].id, &retry, None).unwrap();
         assert!(
             s.outbox_claim(499, 1000, 10).unwrap().is_empty(),
             "not due yet"
@@ -326,16 +329,23 @@ mod tests {
         // A worker that died: its lease runs out and the row is claimed again.
         let reclaimed = s.outbox_claim(1500, 1000, 10).unwrap();
         assert_eq!((reclaimed.len(), reclaimed[0].attempts), (1, 3));
-        s.outbox_finish(
-            reclaimed[0].id,
-            &OutboxOutcome::Dead {
-                error: "550".into(),
-            },
-        )
-        .unwrap();
+        let dead = OutboxOutcome::Dead {
+            error: "550".into(),
+        };
+        let ev = Event {
+            action: "email_failed".into(),
+            context: serde_json::json!({}),
+            at_ms: 1,
+        };
+        s.outbox_finish(reclaimed[0].id, &dead, Some(&ev)).unwrap();
         assert!(
             !s.outbox_push(&mail("1"), 0).unwrap(),
             "a delivered Message-ID is not queued again"
+        );
+        assert_eq!(
+            s.events(Some("email_failed")).unwrap().len(),
+            1,
+            "event written with the outcome"
         );
         assert_eq!(
             s.outbox_counts().unwrap(),

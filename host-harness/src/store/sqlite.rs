@@ -47,7 +47,7 @@ CREATE TABLE events (
 "#,
     r#"
 CREATE TABLE outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     message_id TEXT NOT NULL UNIQUE,
     meta TEXT NOT NULL,
     raw BLOB NOT NULL,
@@ -383,23 +383,32 @@ impl OutboxStore for SqliteStore {
         Ok(out)
     }
 
-    fn outbox_finish(&self, id: i64, outcome: &OutboxOutcome) -> Result<(), StoreError> {
+    fn outbox_finish(
+        &self,
+        id: i64,
+        outcome: &OutboxOutcome,
+        event: Option<&Event>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
         match outcome {
             // The body is no longer needed; the row stays for the idempotency check.
-            OutboxOutcome::Sent => self.update(
-                "UPDATE outbox SET state = 'sent', raw = x'', last_error = NULL WHERE id = ?1",
-                params![id],
-            ),
-            OutboxOutcome::Retry { at_ms, error } => self.update(
-                "UPDATE outbox SET state = 'pending', next_at_ms = ?2, last_error = ?3 WHERE id = ?1",
-                params![id, at_ms, error],
-            ),
-            OutboxOutcome::Dead { error } => self.update(
-                "UPDATE outbox SET state = 'dead', last_error = ?2 WHERE id = ?1",
-                params![id, error],
-            ),
+            OutboxOutcome::Sent => tx
+                .prepare_cached("UPDATE outbox SET state = 'sent', raw = x'', last_error = NULL WHERE id = ?1")?
+                .execute(params![id])?,
+            OutboxOutcome::Retry { at_ms, error } => tx
+                .prepare_cached("UPDATE outbox SET state = 'pending', next_at_ms = ?2, last_error = ?3 WHERE id = ?1")?
+                .execute(params![id, at_ms, error])?,
+            OutboxOutcome::Dead { error } => tx
+                .prepare_cached("UPDATE outbox SET state = 'dead', last_error = ?2 WHERE id = ?1")?
+                .execute(params![id, error])?,
+        };
+        if let Some(e) = event {
+            tx.prepare_cached("INSERT INTO events (action, context, at_ms) VALUES (?1, ?2, ?3)")?
+                .execute(params![e.action, e.context.to_string(), e.at_ms])?;
         }
-        .map(drop)
+        tx.commit()?;
+        Ok(())
     }
 
     fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {

@@ -1,0 +1,161 @@
+//! Mail delivery figures for BENCHMARKS.md (not asserted anywhere):
+//! throughput to a loopback SMTP sink with one connection per message (how
+//! authentik's worker sends) against the outbox's pooled, concurrent workers; the
+//! enqueue cost on the request path with SQLite; memory while 100k messages wait.
+//!
+//! `cargo bench -p e2e-tests --bench outbox` (needs python3-aiosmtpd, or
+//! `SINK=host:port` for an already running sink such as Postfix's smtp-sink).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e_tests::{free_port, test_mail, SmtpSink};
+use host_harness::clock::SystemClock;
+use host_harness::mail::{smtp_transport, Delivery, MailQueue, OutboxConfig};
+use host_harness::store::{OutboxStore, SqliteStore};
+use lettre::address::Envelope;
+use lettre::Transport;
+use plugin_api::SmtpSettings;
+
+fn settings(port: u16) -> SmtpSettings {
+    SmtpSettings {
+        host: "127.0.0.1".into(),
+        port,
+        username: String::new(),
+        password: String::new(),
+        use_tls: false,
+        use_ssl: false,
+        timeout_secs: 10,
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn per_connection(port: u16, n: usize) -> (f64, Vec<Duration>) {
+    let s = settings(port);
+    let mut lat = Vec::with_capacity(n);
+    let start = Instant::now();
+    for i in 0..n {
+        let m = test_mail(&format!("conn-{i}"), "someone@example.com");
+        let env = Envelope::new(
+            Some(m.envelope_from.parse().unwrap()),
+            vec![m.envelope_to[0].parse().unwrap()],
+        )
+        .unwrap();
+        let t0 = Instant::now();
+        // A fresh transport: its own connection, closed when dropped.
+        let t = smtp_transport(&s, &[], 1).unwrap();
+        t.send_raw(&env, &m.raw).unwrap();
+        drop(t);
+        lat.push(t0.elapsed());
+    }
+    (n as f64 / start.elapsed().as_secs_f64(), lat)
+}
+
+fn pooled(port: u16, n: usize, workers: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("o.db")).unwrap());
+    for i in 0..n {
+        store
+            .outbox_push(
+                &test_mail(&format!("pool-{workers}-{i}"), "someone@example.com"),
+                0,
+            )
+            .unwrap();
+    }
+    let start = Instant::now();
+    let q = MailQueue::start(
+        Delivery::Smtp(settings(port)),
+        store.clone(),
+        Arc::new(SystemClock),
+        OutboxConfig {
+            workers,
+            poll: Duration::from_millis(5),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    while store.outbox_counts().unwrap().sent < n as u64 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    q.shutdown();
+    rate
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let mut _sink = None;
+    let port = match std::env::var("SINK") {
+        Ok(addr) => addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("SINK=host:port"),
+        Err(_) => {
+            let s = SmtpSink::start().expect("aiosmtpd for the benchmark sink");
+            let p = s.port;
+            _sink = Some(s);
+            p
+        }
+    };
+    let n: usize = std::env::var("MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+
+    let (rate, lat) = per_connection(port, n.min(300));
+    println!(
+        "one connection per message: {rate:.0} msg/s, median {:?} per message",
+        median(lat)
+    );
+    for workers in [1, 4, 8] {
+        println!(
+            "outbox, {workers} pooled connection(s): {:.0} msg/s ({n} messages)",
+            pooled(port, n, workers)
+        );
+    }
+
+    // Enqueue cost on the request path: one outbox insert into SQLite (WAL), and the
+    // host's memory while 100k messages wait (they live in the SQLite file).
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("e.db")).unwrap();
+    let sample = test_mail("sample", "someone@example.com");
+    let before = rss_kib();
+    let mut spent = Duration::ZERO;
+    for i in 0..100_000 {
+        let mut m = sample.clone();
+        m.message_id = format!("<q-{i}@test>");
+        let t0 = Instant::now();
+        store.outbox_push(&m, 0).unwrap();
+        spent += t0.elapsed();
+    }
+    println!(
+        "enqueue (SQLite outbox insert): {:.1} µs per message (mean of 100k)",
+        spent.as_secs_f64() * 1e6 / 100_000.0
+    );
+    println!(
+        "100k queued: host RSS {} MiB before, {} MiB after; SQLite file {} MiB",
+        before / 1024,
+        rss_kib() / 1024,
+        std::fs::metadata(dir.path().join("e.db"))
+            .map(|m| m.len() / (1 << 20))
+            .unwrap_or(0)
+    );
+    let _ = free_port();
+}
