@@ -106,6 +106,63 @@ pub struct MailConfig {
     pub smtp: Option<SmtpConfig>,
     /// Extra CA certificate (PEM) trusted for SMTP TLS, e.g. a private relay's.
     pub ca_file: Option<PathBuf>,
+    /// Delivery workers and retry rules.
+    #[serde(default)]
+    pub outbox: OutboxSettings,
+}
+
+/// `[mail.outbox]`: how the delivery workers run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// Worker threads (and most SMTP connections at once).
+    pub workers: usize,
+    /// Messages claimed at once by a worker.
+    pub batch: usize,
+    /// Seconds a claim lasts before a message held by a dead worker is taken again.
+    pub lease_secs: u64,
+    /// Attempts before a transient failure becomes a dead letter.
+    pub max_attempts: u32,
+    /// Hours after which an undelivered message becomes a dead letter.
+    pub max_age_hours: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        let d = OutboxConfig::default();
+        Self {
+            workers: d.workers,
+            batch: d.batch,
+            lease_secs: (d.lease_ms / 1000) as u64,
+            max_attempts: d.retry.max_attempts,
+            max_age_hours: (d.retry.max_age_ms / 3_600_000) as u64,
+        }
+    }
+}
+
+impl OutboxSettings {
+    /// The worker configuration these settings describe.
+    pub fn to_config(&self) -> Result<OutboxConfig, ConfigError> {
+        if self.workers == 0 || self.workers > 256 || self.batch == 0 || self.batch > 1000 {
+            return Err(ConfigError::Invalid(
+                "mail.outbox: workers must be 1-256 and batch 1-1000".into(),
+            ));
+        }
+        if self.lease_secs == 0 || self.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "mail.outbox: lease_secs and max_attempts must be at least 1".into(),
+            ));
+        }
+        let mut c = OutboxConfig {
+            workers: self.workers,
+            batch: self.batch,
+            lease_ms: (self.lease_secs.min(86_400) * 1000) as i64,
+            ..Default::default()
+        };
+        c.retry.max_attempts = self.max_attempts;
+        c.retry.max_age_ms = (self.max_age_hours.min(24 * 365) * 3_600_000) as i64;
+        Ok(c)
+    }
 }
 
 impl Default for MailConfig {
@@ -115,6 +172,7 @@ impl Default for MailConfig {
             maildir: None,
             smtp: None,
             ca_file: None,
+            outbox: OutboxSettings::default(),
         }
     }
 }
@@ -269,7 +327,7 @@ impl Backends {
             store: open_store(&cfg.database)?,
             cache: Arc::new(MemoryCache::new()),
             clock: Arc::new(SystemClock),
-            outbox: OutboxConfig::default(),
+            outbox: cfg.mail.outbox.to_config()?,
         })
     }
 }

@@ -32,6 +32,15 @@ enum Command {
         #[arg(long)]
         smtp: Option<String>,
     },
+    /// Runs the mail delivery workers over a configuration's outbox.
+    Deliver {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Exit once nothing is due or being delivered (retries scheduled later stay queued).
+        #[arg(long)]
+        until_idle: bool,
+    },
     /// Validates a host configuration: loads its plugins, builds every stage, checks the flows.
     Check {
         /// Configuration file (TOML).
@@ -69,6 +78,26 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Demo { out, plugin, smtp } => demo::run(&out, plugin, smtp.as_deref()),
+        Command::Deliver { config, until_idle } => {
+            let cfg = host_harness::config::HostConfig::load(&config)?;
+            let b = host_harness::config::Backends::from_config(&cfg)?;
+            let store = b.store.clone();
+            let queue =
+                host_harness::mail::MailQueue::start(cfg.delivery()?, b.store, b.clock, b.outbox)?;
+            loop {
+                if until_idle && queue.wait_idle(std::time::Duration::from_secs(1)) {
+                    let c = store.outbox_counts()?;
+                    println!(
+                        "outbox idle: {} sent, {} pending, {} dead",
+                        c.sent, c.pending, c.dead
+                    );
+                    return Ok(());
+                }
+                if !until_idle {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
+            }
+        }
         Command::Check { config } => {
             let cfg = host_harness::config::HostConfig::load(&config)?;
             let plugins = host_harness::config::load_plugins(&cfg)?;

@@ -21,10 +21,30 @@ use plugin_api::Plugin;
 /// Builds `package` (a cdylib of this workspace) with the profile the tests run
 /// under and returns the library's path.
 pub fn plugin_path(package: &str) -> PathBuf {
+    let lib = format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        package.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    );
+    built_artifact(package, &lib)
+}
+
+/// Builds and returns the `host-harness` executable.
+pub fn host_harness_bin() -> PathBuf {
+    built_artifact(
+        "host-harness",
+        &format!("host-harness{}", std::env::consts::EXE_SUFFIX),
+    )
+}
+
+/// Runs `cargo build -p package` (once per test process) into this test's target
+/// folder and profile, and returns the artifact named `file_name`.
+fn built_artifact(package: &str, file_name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let map = BUILT.get_or_init(Default::default);
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = map.get(package) {
+    if let Some(p) = map.get(file_name) {
         return p.clone();
     }
     let exe = std::env::current_exe().expect("test executable path");
@@ -47,27 +67,29 @@ pub fn plugin_path(package: &str) -> PathBuf {
     }
     let out = cmd.output().expect("run cargo build");
     assert!(out.status.success(), "cargo build -p {package} failed");
-    let lib = format!(
-        "{}{}{}",
-        std::env::consts::DLL_PREFIX,
-        package.replace('-', "_"),
-        std::env::consts::DLL_SUFFIX
-    );
     let path = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["reason"] == "compiler-artifact")
         .flat_map(|v| {
-            v["filenames"]
+            let mut files: Vec<PathBuf> = v["filenames"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|f| f.as_str().map(PathBuf::from))
+                .collect();
+            if let Some(e) = v["executable"].as_str() {
+                files.push(PathBuf::from(e));
+            }
+            files
         })
-        .find(|f| f.file_name().is_some_and(|n| n.to_string_lossy() == lib))
-        .unwrap_or_else(|| panic!("cargo did not report {lib}"));
-    map.insert(package.to_string(), path.clone());
+        .find(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy() == file_name)
+        })
+        .unwrap_or_else(|| panic!("cargo did not report {file_name}"));
+    map.insert(file_name.to_string(), path.clone());
     path
 }
 

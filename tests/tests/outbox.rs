@@ -14,6 +14,7 @@ const WAIT: Duration = Duration::from_secs(20);
 fn smtp_host(port: u16, store: Arc<dyn HostStore>) -> TestHost {
     host_with(vec![email_plugin(Mode::Cdylib)], store, move |cfg| {
         cfg.mail = MailConfig {
+            outbox: Default::default(),
             from: "authentik@id.example.test".into(),
             maildir: None,
             ca_file: None,

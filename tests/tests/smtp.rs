@@ -13,6 +13,7 @@ fn smtp_host(sink: &SmtpSink, stage_settings: bool) -> TestHost {
     let port = sink.port;
     host(Mode::Cdylib, move |cfg| {
         cfg.mail = MailConfig {
+            outbox: Default::default(),
             from: "authentik@id.example.test".into(),
             maildir: None,
             ca_file: None,

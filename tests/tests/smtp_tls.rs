@@ -29,6 +29,7 @@ fn host(sink: &SmtpSink, cert: &TestCert, o: Opts) -> TestHost {
         Arc::new(MemoryStore::new()),
         move |cfg| {
             cfg.mail = MailConfig {
+                outbox: Default::default(),
                 from: "authentik@id.example.test".into(),
                 maildir: None,
                 ca_file: ca,
