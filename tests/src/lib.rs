@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use host_harness::cache::MemoryCache;
 use host_harness::clock::ManualClock;
-use host_harness::config::{self, Backends, HostConfig, MailConfig};
+use host_harness::config::{self, Backends, HostConfig, MailConfig, SmtpConfig};
 use host_harness::executor::Executor;
 use host_harness::mail::OutboxConfig;
 use host_harness::maildir::{self, ReceivedMail};
@@ -234,6 +234,24 @@ impl Drop for SmtpSink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Mail settings for an SMTP server at `host:port`: plain, no AUTH, `From`
+/// `authentik@id.example.test`. Tests switch on TLS or AUTH on the result.
+pub fn smtp_mail(host: &str, port: u16) -> MailConfig {
+    MailConfig {
+        from: "authentik@id.example.test".into(),
+        smtp: Some(SmtpConfig {
+            host: host.into(),
+            port,
+            username: String::new(),
+            password: String::new(),
+            use_tls: false,
+            use_ssl: false,
+            timeout: 5,
+        }),
+        ..Default::default()
     }
 }
 

@@ -5,29 +5,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use e2e_tests::{email_plugin, free_port, host_with, test_mail, Mode, SmtpSink, TestHost};
-use host_harness::config::{MailConfig, SmtpConfig};
+use e2e_tests::{
+    email_plugin, free_port, host_with, smtp_mail, test_mail, Mode, SmtpSink, TestHost,
+};
 use host_harness::store::{HostStore, MemoryStore, OutboxCounts, SqliteStore};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn smtp_host(port: u16, store: Arc<dyn HostStore>) -> TestHost {
     host_with(vec![email_plugin(Mode::Cdylib)], store, move |cfg| {
-        cfg.mail = MailConfig {
-            outbox: Default::default(),
-            from: "authentik@id.example.test".into(),
-            maildir: None,
-            ca_file: None,
-            smtp: Some(SmtpConfig {
-                host: "127.0.0.1".into(),
-                port,
-                username: String::new(),
-                password: String::new(),
-                use_tls: false,
-                use_ssl: false,
-                timeout: 5,
-            }),
-        };
+        cfg.mail = smtp_mail("127.0.0.1", port);
     })
 }
 

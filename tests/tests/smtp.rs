@@ -3,30 +3,16 @@
 
 use std::time::Duration;
 
-use e2e_tests::{host, Mode, SmtpSink, TestHost};
+use e2e_tests::{host, smtp_mail, Mode, SmtpSink, TestHost};
 use host_harness::client::FlowClient;
-use host_harness::config::{MailConfig, SmtpConfig};
+use host_harness::config::MailConfig;
 use host_harness::executor::Session;
 use serde_json::json;
 
 fn smtp_host(sink: &SmtpSink, stage_settings: bool) -> TestHost {
     let port = sink.port;
     host(Mode::Cdylib, move |cfg| {
-        cfg.mail = MailConfig {
-            outbox: Default::default(),
-            from: "authentik@id.example.test".into(),
-            maildir: None,
-            ca_file: None,
-            smtp: Some(SmtpConfig {
-                host: "127.0.0.1".into(),
-                port,
-                username: String::new(),
-                password: String::new(),
-                use_tls: false,
-                use_ssl: false,
-                timeout: 10,
-            }),
-        };
+        cfg.mail = smtp_mail("127.0.0.1", port);
         if stage_settings {
             TestHost::edit_stage(
                 cfg,
@@ -119,16 +105,7 @@ fn test_email_reports_success_missing_stages_and_refusals() {
         None,
         MailConfig::default(),
     );
-    cfg.mail.smtp = Some(SmtpConfig {
-        host: "127.0.0.1".into(),
-        port: sink.port,
-        username: String::new(),
-        password: String::new(),
-        use_tls: false,
-        use_ssl: false,
-        timeout: 5,
-    });
-    cfg.mail.maildir = None;
+    cfg.mail = smtp_mail("127.0.0.1", sink.port);
     let line = host_harness::mail::test_email(&cfg, "ops@example.com", None).unwrap();
     assert_eq!(
         line,

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_tests::{
-    email_plugin, host_with, self_signed_localhost, test_mail, Mode, SmtpSink, TestCert, TestHost,
+    email_plugin, host_with, self_signed_localhost, smtp_mail, test_mail, Mode, SmtpSink, TestCert,
+    TestHost,
 };
-use host_harness::config::{MailConfig, SmtpConfig};
+use host_harness::config::MailConfig;
 use host_harness::store::MemoryStore;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -28,21 +29,12 @@ fn host(sink: &SmtpSink, cert: &TestCert, o: Opts) -> TestHost {
         vec![email_plugin(Mode::Cdylib)],
         Arc::new(MemoryStore::new()),
         move |cfg| {
-            cfg.mail = MailConfig {
-                outbox: Default::default(),
-                from: "authentik@id.example.test".into(),
-                maildir: None,
-                ca_file: ca,
-                smtp: Some(SmtpConfig {
-                    host: "localhost".into(),
-                    port,
-                    username: o.user.into(),
-                    password: o.password.into(),
-                    use_tls: o.tls,
-                    use_ssl: o.ssl,
-                    timeout: 5,
-                }),
-            };
+            cfg.mail = smtp_mail("localhost", port);
+            cfg.mail.ca_file = ca;
+            if let Some(s) = cfg.mail.smtp.as_mut() {
+                (s.username, s.password) = (o.user.into(), o.password.into());
+                (s.use_tls, s.use_ssl) = (o.tls, o.ssl);
+            }
         },
     )
 }
@@ -172,15 +164,10 @@ fn tls_and_ssl_together_are_refused_at_configuration() {
         None,
         MailConfig::default(),
     );
-    cfg.mail.smtp = Some(SmtpConfig {
-        host: "localhost".into(),
-        port,
-        username: String::new(),
-        password: String::new(),
-        use_tls: true,
-        use_ssl: true,
-        timeout: 5,
-    });
+    cfg.mail = smtp_mail("localhost", port);
+    if let Some(s) = cfg.mail.smtp.as_mut() {
+        (s.use_tls, s.use_ssl) = (true, true);
+    }
     let err = cfg.delivery().unwrap_err();
     assert!(err.to_string().contains("use_tls and use_ssl"), "{err}");
 }
