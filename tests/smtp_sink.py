@@ -7,9 +7,12 @@ Usage: smtp_sink.py --port PORT --maildir DIR [options]
   --starttls                     offer and require STARTTLS (needs --cert/--key)
   --implicit-tls                 TLS from the first byte (SMTPS; needs --cert/--key)
   --auth USER:PASS               require AUTH PLAIN/LOGIN with these credentials
+  --no-plain                     offer AUTH LOGIN only
 Prints "ready <port>" once it accepts connections; runs until killed.
 """
 import argparse
+import logging
+import os
 import signal
 import ssl
 import sys
@@ -62,7 +65,10 @@ def main() -> None:
     ap.add_argument("--starttls", action="store_true")
     ap.add_argument("--implicit-tls", action="store_true")
     ap.add_argument("--auth")
+    ap.add_argument("--no-plain", action="store_true")
     args = ap.parse_args()
+    if os.environ.get("SMTP_SINK_DEBUG"):
+        logging.basicConfig(level=logging.DEBUG)
 
     kwargs = {}
     ctx = None
@@ -77,6 +83,8 @@ def main() -> None:
         user, password = args.auth.split(":", 1)
         kwargs.update(authenticator=Auth(user, password), auth_required=True,
                       auth_require_tls=bool(args.starttls or args.implicit_tls))
+        if args.no_plain:
+            kwargs.update(auth_exclude_mechanism=["PLAIN"])
     handler = Sink(args.maildir, args.fail_first, args.fail_code, args.reject_rcpt)
     controller = Controller(handler, hostname="127.0.0.1", port=args.port, **kwargs)
     if args.implicit_tls:

@@ -130,3 +130,36 @@ fn test_email_reports_success_missing_stages_and_refusals() {
         .unwrap_err();
     assert!(e.to_string().starts_with("transient failure"), "{e}");
 }
+
+#[test]
+fn hostile_and_non_ascii_display_names_arrive_encoded_without_injected_headers() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let h = smtp_host(&sink, false);
+    let mut c = FlowClient::open(&h.ex, "enroll", "");
+    c.get();
+    let v = c.post(json!({"username": "zoe", "name": "Zoë Ünïcode\r\nBcc: attacker@evil.example", "email": "zoe@bücher.example", "password": "s3cret-pass", "password_repeat": "s3cret-pass"}));
+    assert_eq!(v["component"], "ak-stage-email", "{v}");
+    let got = sink.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1);
+    let raw = std::fs::read_to_string(&got[0].path).unwrap();
+    assert!(
+        !raw.lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("X-RcptTo: zoe@xn--bcher-kva.example"),
+        "punycoded envelope: {raw}"
+    );
+    assert!(
+        got[0].to.contains("=?utf-8?"),
+        "RFC 2047 name: {}",
+        got[0].to
+    );
+    assert!(
+        raw.lines().all(|l| l.is_ascii()),
+        "the message on the wire is ASCII"
+    );
+}

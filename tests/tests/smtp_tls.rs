@@ -108,6 +108,28 @@ fn auth_over_starttls() {
 }
 
 #[test]
+fn auth_login_when_the_server_offers_no_plain() {
+    let cert = self_signed_localhost();
+    let Some(s) = sink(
+        &cert,
+        &["--starttls", "--auth", "mailer:s3cret", "--no-plain"],
+    ) else {
+        return;
+    };
+    let h = host(
+        &s,
+        &cert,
+        Opts {
+            tls: true,
+            user: "mailer",
+            password: "s3cret",
+            ..PLAIN
+        },
+    );
+    assert!(delivered(&h, &s, "login"));
+}
+
+#[test]
 fn wrong_password_is_a_dead_letter_without_the_password_in_it() {
     let cert = self_signed_localhost();
     let Some(s) = sink(&cert, &["--starttls", "--auth", "mailer:s3cret"]) else {
