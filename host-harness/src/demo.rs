@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 const BASE_URL: &str = "http://localhost:9000";
 
-fn default_plugin() -> anyhow::Result<PathBuf> {
+/// The email stage plugin next to this executable.
+pub fn default_plugin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate this executable")?;
     let dir = exe.parent().context("executable has no directory")?;
     let name = format!(

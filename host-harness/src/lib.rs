@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: the TOML configuration and assembly of an [`executor::Executor`].
 //! - [`executor`]: plans, sessions, link restore and the confirmation step.
+//! - [`http`]: `host-harness serve`, the executor over HTTP with sessions.
 //! - [`builtin`]: the host's own stages (identification, prompt, user write, login).
 //! - [`services`]: [`plugin_api::Host`] for one hook call.
 //! - [`maildir`]: reads delivered mail back (demo, tests).
@@ -18,6 +19,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod executor;
+pub mod http;
 pub mod mail;
 pub mod maildir;
 pub mod services;

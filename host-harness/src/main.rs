@@ -32,6 +32,21 @@ enum Command {
         #[arg(long)]
         smtp: Option<String>,
     },
+    /// Serves the flows over HTTP (flow page + executor API) with mail delivery.
+    Serve {
+        /// Configuration file (TOML); default: the reference flows on embedded defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+        /// With no --config: folder for the SQLite file and the mail directory.
+        #[arg(long, default_value = "serve-out")]
+        data: PathBuf,
+        /// With no --config: email stage plugin library (default: next to this executable).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+    },
     /// Runs the mail delivery workers over a configuration's outbox.
     Deliver {
         /// Configuration file (TOML).
@@ -78,6 +93,51 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Demo { out, plugin, smtp } => demo::run(&out, plugin, smtp.as_deref()),
+        Command::Serve {
+            config,
+            listen,
+            data,
+            plugin,
+        } => {
+            use host_harness::config::{self, MailConfig};
+            let cfg = match config {
+                Some(c) => config::HostConfig::load(&c)?,
+                None => {
+                    let plugin = match plugin {
+                        Some(p) => p,
+                        None => demo::default_plugin()?,
+                    };
+                    std::fs::create_dir_all(&data)?;
+                    config::reference_config(
+                        &format!("sqlite://{}", data.join("host.db").display()),
+                        &format!("http://{listen}"),
+                        Some(&plugin),
+                        MailConfig {
+                            maildir: Some(data.join("mail")),
+                            ..Default::default()
+                        },
+                    )
+                }
+            };
+            let plugins = config::load_plugins(&cfg)?;
+            let ex = config::build_executor(&cfg, &plugins, config::Backends::from_config(&cfg)?)?;
+            let state = host_harness::http::AppState::new(ex);
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                eprintln!(
+                    "serving {} on http://{listen}/ (Ctrl-C stops)",
+                    cfg.base_url
+                );
+                host_harness::http::serve(listener, state, async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+                anyhow::Ok(())
+            })
+        }
         Command::Deliver { config, until_idle } => {
             let cfg = host_harness::config::HostConfig::load(&config)?;
             let b = host_harness::config::Backends::from_config(&cfg)?;

@@ -381,3 +381,59 @@ pub fn self_signed_localhost() -> TestCert {
     std::fs::write(&key, ck.key_pair.serialize_pem()).expect("write key");
     TestCert { dir, cert, key }
 }
+
+/// The reference flows served over HTTP on a free loopback port, with the email
+/// plugin in `mode`; links in mails point at this server.
+pub struct TestServer {
+    /// The running server (its state holds the executor).
+    pub server: host_harness::http::RunningServer,
+    /// The host clock.
+    pub clock: Arc<ManualClock>,
+    /// The store.
+    pub store: Arc<dyn HostStore>,
+    /// Where mail lands.
+    pub mail_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server; `edit` may change the configuration.
+    pub fn start(mode: Mode, edit: impl FnOnce(&mut HostConfig)) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let h = host(mode, |cfg| {
+            cfg.base_url = format!("http://{addr}");
+            edit(cfg);
+        });
+        let TestHost {
+            ex,
+            clock,
+            store,
+            mail_dir,
+            ..
+        } = h;
+        let state = host_harness::http::AppState::new(ex);
+        let server = host_harness::http::RunningServer::start(listener, state).expect("serve");
+        Self {
+            server,
+            clock,
+            store,
+            mail_dir,
+        }
+    }
+
+    /// `http://127.0.0.1:port` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr)
+    }
+
+    /// Mails delivered so far.
+    pub fn mails(&self) -> Vec<ReceivedMail> {
+        assert!(self
+            .server
+            .state
+            .executor
+            .mail
+            .wait_idle(Duration::from_secs(20)));
+        maildir::read_all(self.mail_dir.path())
+    }
+}
