@@ -39,6 +39,11 @@ const MAX_SESSIONS: usize = 100_000;
 struct WebSession {
     flow: Session,
     csrf: String,
+}
+
+/// A session and when it was last used; requests of one session run one at a time.
+struct Slot {
+    session: Arc<Mutex<WebSession>>,
     last_used: u64,
 }
 
@@ -46,7 +51,7 @@ struct WebSession {
 pub struct AppState {
     /// The executor.
     pub executor: Executor,
-    sessions: Mutex<HashMap<String, WebSession>>,
+    sessions: Mutex<HashMap<String, Slot>>,
     secure: bool,
     tick: std::sync::atomic::AtomicU64,
 }
@@ -63,16 +68,15 @@ impl AppState {
         })
     }
 
-    fn take(&self, id: &str) -> Option<WebSession> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
-    }
-
-    fn put(&self, id: String, mut s: WebSession) {
-        s.last_used = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// The session with this id, or a new one (then `true`).
+    fn session(&self, id: Option<&str>) -> (String, Arc<Mutex<WebSession>>, bool) {
+        let tick = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = id.and_then(|id| map.get_mut(id)) {
+            slot.last_used = tick;
+            let id = id.unwrap_or_default().to_string();
+            return (id, slot.session.clone(), false);
+        }
         if map.len() >= MAX_SESSIONS {
             if let Some(oldest) = map
                 .iter()
@@ -82,7 +86,19 @@ impl AppState {
                 map.remove(&oldest);
             }
         }
-        map.insert(id, s);
+        let id = random_hex(32);
+        let session = Arc::new(Mutex::new(WebSession {
+            flow: Session::default(),
+            csrf: random_hex(16),
+        }));
+        map.insert(
+            id.clone(),
+            Slot {
+                session: session.clone(),
+                last_used: tick,
+            },
+        );
+        (id, session, true)
     }
 
     /// Number of live sessions.
@@ -174,10 +190,16 @@ async fn page(State(st): State<Arc<AppState>>, Path(slug): Path<String>) -> Resp
 
 async fn cancel(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        if let Some(mut s) = st.take(&id) {
+        let slot = st
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .map(|s| s.session.clone());
+        if let Some(session) = slot {
+            let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
             s.flow.plan = None;
             s.flow.get_params.clear();
-            st.put(id, s);
         }
     }
     (StatusCode::FOUND, [(header::LOCATION, "/")]).into_response()
@@ -262,34 +284,20 @@ async fn run(
         .unwrap_or_default();
     let st2 = st.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        let (id, mut s, fresh) = match known
-            .as_ref()
-            .and_then(|id| st2.take(id).map(|s| (id.clone(), s)))
-        {
-            Some((id, s)) => (id, s, false),
-            None => (
-                random_hex(32),
-                WebSession {
-                    flow: Session::default(),
-                    csrf: random_hex(16),
-                    last_used: 0,
-                },
-                true,
-            ),
-        };
+        let (id, session, fresh) = st2.session(known.as_deref());
+        let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
         let outcome =
             if body.is_some() && s.flow.user_id.is_some() && !constant_time_eq(&s.csrf, &sent_csrf)
             {
                 Outcome::Forbidden
             } else {
+                let WebSession { flow, .. } = &mut *s;
                 Outcome::Flow(match &body {
-                    None => st2.executor.get(&mut s.flow, &slug, &query),
-                    Some(b) => st2.executor.post(&mut s.flow, &slug, &query, b),
+                    None => st2.executor.get(flow, &slug, &query),
+                    Some(b) => st2.executor.post(flow, &slug, &query, b),
                 })
             };
-        let csrf = s.csrf.clone();
-        st2.put(id.clone(), s);
-        (outcome, fresh.then_some((id, csrf)))
+        (outcome, fresh.then(|| (id, s.csrf.clone())))
     })
     .await;
     let (outcome, new_cookies) = match joined {

@@ -198,3 +198,32 @@ fn recovery_for_an_unknown_address_answers_like_a_known_one() {
         "only the known address got mail (GET + resend)"
     );
 }
+
+#[test]
+fn concurrent_requests_of_one_session_share_it() {
+    let s = TestServer::start(Mode::Cdylib, |_| {});
+    let a = agent();
+    get(&a, &api(&s, "recover", ""));
+    let v = post(
+        &a,
+        &api(&s, "recover", ""),
+        json!({"uid_field": "someone@example.com"}),
+    );
+    assert_eq!(v["component"], "ak-stage-email");
+    let url = api(&s, "recover", "");
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (a, url) = (a.clone(), url.clone());
+            std::thread::spawn(move || {
+                (0..20).all(|_| get(&a, &url)["component"] == "ak-stage-email")
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(
+            h.join().unwrap(),
+            "every concurrent request saw the same plan"
+        );
+    }
+    assert_eq!(s.server.state.session_count(), 1, "no session was forked");
+}
