@@ -47,6 +47,14 @@ enum Command {
         #[arg(long)]
         plugin: Option<PathBuf>,
     },
+    /// Creates, lists and shows users in a host's storage (works while it serves).
+    Users {
+        /// Storage URL (`sqlite://<path>`); default: the one `serve` uses without --config.
+        #[arg(long, global = true, default_value = "sqlite://serve-out/host.db")]
+        database: String,
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Runs the mail delivery workers over a configuration's outbox.
     Deliver {
         /// Configuration file (TOML).
@@ -81,6 +89,81 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Creates a user and prints it as JSON.
+    Create {
+        /// Login name.
+        username: String,
+        /// Email address.
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Create the account inactive.
+        #[arg(long)]
+        inactive: bool,
+        /// Read a password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Prints every user as a JSON line.
+    List,
+    /// Prints the user with this username or email as JSON.
+    Show {
+        /// Username or email.
+        identifier: String,
+    },
+}
+
+fn users(database: &str, command: UsersCommand) -> anyhow::Result<()> {
+    let store = host_harness::config::open_store(database)?;
+    match command {
+        UsersCommand::Create {
+            username,
+            email,
+            name,
+            inactive,
+            password_stdin,
+        } => {
+            if username.trim().is_empty() || username.chars().any(char::is_whitespace) {
+                anyhow::bail!("username must be non-empty and without spaces");
+            }
+            if !email.is_empty() && email.parse::<lettre::Address>().is_err() {
+                anyhow::bail!("'{email}' is not a valid email address");
+            }
+            let password_hash = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                let pw = line.trim_end_matches(['\r', '\n']);
+                anyhow::ensure!(!pw.is_empty(), "empty password on standard input");
+                Some(host_harness::builtin::hash_password(pw)?)
+            } else {
+                None
+            };
+            let user = store.create_user(&host_harness::store::NewUser {
+                username,
+                name,
+                email,
+                is_active: !inactive,
+                password_hash,
+            })?;
+            println!("{}", serde_json::to_string(&user)?);
+        }
+        UsersCommand::List => {
+            for u in store.users()? {
+                println!("{}", serde_json::to_string(&u)?);
+            }
+        }
+        UsersCommand::Show { identifier } => match store.find_user(&identifier)? {
+            Some(u) => println!("{}", serde_json::to_string_pretty(&u)?),
+            None => anyhow::bail!("no user '{identifier}'"),
+        },
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -138,6 +221,7 @@ fn main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
+        Command::Users { database, command } => users(&database, command),
         Command::Deliver { config, until_idle } => {
             let cfg = host_harness::config::HostConfig::load(&config)?;
             let b = host_harness::config::Backends::from_config(&cfg)?;
