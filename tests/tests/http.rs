@@ -227,3 +227,75 @@ fn concurrent_requests_of_one_session_share_it() {
     }
     assert_eq!(s.server.state.session_count(), 1, "no session was forked");
 }
+
+#[test]
+fn email_stage_branches_over_http() {
+    let s = TestServer::start(Mode::Cdylib, |cfg| {
+        e2e_tests::TestHost::edit_stage(cfg, "recovery-email", json!({"recovery_max_attempts": 2}));
+    });
+    s.store
+        .create_user(&host_harness::store::NewUser {
+            username: "br".into(),
+            email: "br@example.com".into(),
+            is_active: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let a = agent();
+    get(&a, &api(&s, "recover", "next=%2Fhome"));
+    post(
+        &a,
+        &api(&s, "recover", "next=%2Fhome"),
+        json!({"uid_field": "br"}),
+    );
+    let v = post(
+        &a,
+        &api(&s, "recover", "next=%2Fhome"),
+        json!({"component": "ak-stage-email"}),
+    );
+    assert_eq!(v["messages"][0]["message"], "Email Successfully sent.");
+    let v = post(
+        &a,
+        &api(&s, "recover", "next=%2Fhome"),
+        json!({"component": "ak-stage-email"}),
+    );
+    assert_eq!(v["messages"][0]["level"], "error");
+    assert!(v["messages"][0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Too many account verification attempts."));
+    assert_eq!(
+        v["response_errors"]["non_field_errors"][0]["code"], "email-sent",
+        "same JSON when limited"
+    );
+
+    let link = s.mails()[1].link().unwrap();
+    let q = link_query(&link);
+    assert!(q.starts_with("next=%2Fhome&flow_token="), "{q}");
+    // Two browsers load the confirmation; a wrong token re-prompts; one confirms.
+    let (b, c) = (agent(), agent());
+    let tb = get(&b, &api(&s, "recover", &q))["token"].clone();
+    get(&c, &api(&s, "recover", &q));
+    let v = post(&b, &api(&s, "recover", &q), json!({"token": "wrong"}));
+    assert_eq!(v["component"], "ak-stage-consent");
+    let tb2 = v["token"].clone();
+    assert_ne!(tb, tb2, "a fresh confirmation token each time");
+    let v = post(&b, &api(&s, "recover", &q), json!({"token": tb2}));
+    assert_eq!(v["component"], "ak-stage-prompt", "{v}");
+    assert_eq!(v["messages"][0]["message"], "Successfully verified Email.");
+    // The other browser reloads: the link is used.
+    let v = get(&c, &api(&s, "recover", &q));
+    assert_eq!(v["component"], "ak-stage-access-denied");
+    assert_eq!(
+        v["error_message"],
+        "Link was already used, please request a new link."
+    );
+    // B finishes: new password, signed in, sent to the relative `next`.
+    let v = post(
+        &b,
+        &api(&s, "recover", &q),
+        json!({"password": "n3w-secret", "password_repeat": "n3w-secret"}),
+    );
+    assert_eq!(v["component"], "xak-flow-redirect");
+    assert_eq!(v["to"], "/home");
+}
