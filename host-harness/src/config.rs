@@ -8,11 +8,11 @@ use plugin_api::{load_plugin, Plugin, SmtpSettings};
 use serde::Deserialize;
 
 use crate::builtin::{Builtin, KINDS};
-use crate::cache::{Cache, MemoryCache};
+use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::clock::{Clock, SystemClock};
 use crate::executor::{Binding, Executor, FlowDef, InvalidResponseAction, StageImpl};
 use crate::mail::{Delivery, MailQueue, OutboxConfig};
-use crate::store::{HostStore, MemoryStore, SqliteStore};
+use crate::store::{HostStore, MemoryStore, PostgresStore, SqliteStore};
 
 /// Why a host could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,12 @@ fn default_from() -> String {
 }
 fn default_db() -> String {
     "memory://".into()
+}
+fn default_cache() -> String {
+    "memory://".into()
+}
+fn default_deployment() -> String {
+    "default".into()
 }
 fn default_base() -> String {
     "http://localhost:9000".into()
@@ -208,9 +214,18 @@ pub struct HostConfig {
     /// Public base URL; links are built from it.
     #[serde(default = "default_base")]
     pub base_url: String,
-    /// `sqlite://<path>` (the embedded default) or `memory://`.
+    /// `sqlite://<path>` (the embedded default), `postgres://…` or `memory://`.
     #[serde(default = "default_db")]
     pub database: String,
+    /// PostgreSQL schema to use (created if missing); default `public`.
+    #[serde(default)]
+    pub database_schema: Option<String>,
+    /// `memory://` (the embedded default) or `redis://…`.
+    #[serde(default = "default_cache")]
+    pub cache: String,
+    /// Name of this deployment: namespaces the shared cache's keys.
+    #[serde(default = "default_deployment")]
+    pub deployment: String,
     /// Mail.
     #[serde(default)]
     pub mail: MailConfig,
@@ -283,8 +298,52 @@ impl HostConfig {
     }
 }
 
-/// Opens a store from a URL: `sqlite://<path>` or `memory://`.
+/// Opens a store from a URL: `sqlite://<path>`, `postgres://…` (in `schema`) or
+/// `memory://`.
+pub fn open_store_in(url: &str, schema: Option<&str>) -> Result<Arc<dyn HostStore>, ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return PostgresStore::open(url, schema)
+            .map(|s| Arc::new(s) as Arc<dyn HostStore>)
+            .map_err(|e| ConfigError::Backend(format!("{}: {e}", redact_url(url))));
+    }
+    open_store(url)
+}
+
+/// A URL with its password replaced by `***`, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Opens a cache from a URL: `memory://` or `redis://…` (keys under `namespace`).
+pub fn open_cache(url: &str, namespace: &str) -> Result<Arc<dyn Cache>, ConfigError> {
+    if url == "memory://" {
+        return Ok(Arc::new(MemoryCache::new()));
+    }
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        return RedisCache::open(url, namespace)
+            .map(|c| Arc::new(c) as Arc<dyn Cache>)
+            .map_err(|e| ConfigError::Backend(format!("{}: {e}", redact_url(url))));
+    }
+    Err(ConfigError::Invalid(format!(
+        "cache: unsupported URL '{}' (use memory:// or redis://…)",
+        redact_url(url)
+    )))
+}
+
+/// Opens a store from a URL: `sqlite://<path>` or `memory://` (see [`open_store_in`]).
 pub fn open_store(url: &str) -> Result<Arc<dyn HostStore>, ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return open_store_in(url, None);
+    }
     if url == "memory://" {
         return Ok(Arc::new(MemoryStore::new()));
     }
@@ -304,7 +363,8 @@ pub fn open_store(url: &str) -> Result<Arc<dyn HostStore>, ConfigError> {
             .map_err(|e| ConfigError::Backend(format!("{url}: {e}")));
     }
     Err(ConfigError::Invalid(format!(
-        "database: unsupported URL '{url}' (use sqlite://<path> or memory://)"
+        "database: unsupported URL '{}' (use sqlite://<path>, postgres://… or memory://)",
+        redact_url(url)
     )))
 }
 
@@ -324,8 +384,8 @@ impl Backends {
     /// The embedded defaults for `cfg`: its database, an in-process cache, the system clock.
     pub fn from_config(cfg: &HostConfig) -> Result<Self, ConfigError> {
         Ok(Self {
-            store: open_store(&cfg.database)?,
-            cache: Arc::new(MemoryCache::new()),
+            store: open_store_in(&cfg.database, cfg.database_schema.as_deref())?,
+            cache: open_cache(&cfg.cache, &format!("ih:{}", cfg.deployment))?,
             clock: Arc::new(SystemClock),
             outbox: cfg.mail.outbox.to_config()?,
         })
@@ -520,7 +580,11 @@ mod tests {
             e.to_string().contains("is not in the correct format"),
             "{e}"
         );
-        assert!(open_store("postgres://x").is_err());
+        assert!(open_store("mysql://x").is_err());
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert!(toml::from_str::<HostConfig>("bogus = 1").is_err());
     }
 }

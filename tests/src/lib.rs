@@ -437,3 +437,55 @@ impl TestServer {
         maildir::read_all(self.mail_dir.path())
     }
 }
+
+/// PostgreSQL for the tests (`TEST_POSTGRES_URL`, default the local server's `test`
+/// database). `None`, with the reason printed, when it is unreachable outside CI;
+/// under `CI=true` an unreachable server fails the test.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    reachable(&url, "127.0.0.1:5432", "PostgreSQL")
+}
+
+/// Redis for the tests (`TEST_REDIS_URL`, default `redis://127.0.0.1:6379`); as
+/// [`postgres_url`].
+pub fn redis_url() -> Option<String> {
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    reachable(&url, "127.0.0.1:6379", "Redis")
+}
+
+fn reachable(url: &str, default_addr: &str, what: &str) -> Option<String> {
+    let addr = url
+        .rsplit_once('@')
+        .map(|(_, r)| r)
+        .unwrap_or_else(|| url.split_once("://").map_or(url, |(_, r)| r))
+        .split('/')
+        .next()
+        .filter(|a| a.contains(':'))
+        .unwrap_or(default_addr)
+        .to_string();
+    let ok = addr
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .and_then(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).ok())
+        .is_some();
+    if ok {
+        return Some(url.to_string());
+    }
+    let msg = format!("{what} unreachable at {addr}");
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{msg}; CI=true requires it");
+    }
+    eprintln!("skipped: {msg}");
+    None
+}
+
+/// A fresh, unique name for a PostgreSQL schema or a Redis namespace.
+pub fn unique_name(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).expect("randomness");
+    format!(
+        "{prefix}_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}

@@ -5,8 +5,10 @@ use plugin_api::{FlowToken, OutgoingMail, User};
 use serde_json::Value;
 
 mod memory;
+mod postgres;
 mod sqlite;
 
+pub use self::postgres::PostgresStore;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
@@ -19,6 +21,9 @@ pub enum StoreError {
     /// A uniqueness rule was violated.
     #[error("{0} already exists")]
     Conflict(String),
+    /// A backend server (PostgreSQL) failed or is unreachable; retrying may work.
+    #[error("storage backend: {0}")]
+    Backend(String),
     /// Stored data could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),

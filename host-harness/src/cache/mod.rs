@@ -4,6 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+mod redis;
+
+pub use self::redis::RedisCache;
 use plugin_api::ratelimit::sliding_window;
 use plugin_api::RateLimit;
 

@@ -1,0 +1,480 @@
+//! PostgreSQL: several hosts share one truth. Versioned migrations run at start-up
+//! under an advisory lock; a connection pool; single statements or transactions
+//! wherever an operation must be atomic (token consume, outbox claim with
+//! `FOR UPDATE SKIP LOCKED`).
+
+use plugin_api::{FlowToken, OutgoingMail, User};
+use postgres::{NoTls, Row};
+use r2d2::PooledConnection;
+use r2d2_postgres::PostgresConnectionManager;
+use serde_json::Value;
+
+use super::{
+    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, Store, StoreError,
+    StoredToken,
+};
+
+/// Migrations, applied in order; `schema_migrations` records which ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    id BIGSERIAL PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL DEFAULT '',
+    email TEXT NOT NULL DEFAULT '',
+    is_active BOOLEAN NOT NULL,
+    locale TEXT NOT NULL DEFAULT '',
+    password_hash TEXT
+);
+CREATE INDEX users_email ON users (lower(email));
+CREATE TABLE flow_tokens (
+    key_hash TEXT PRIMARY KEY,
+    identifier TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    flow_slug TEXT NOT NULL,
+    stage_name TEXT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    intent TEXT NOT NULL,
+    revoke_on_execution BOOLEAN NOT NULL,
+    plan JSONB NOT NULL
+);
+CREATE INDEX flow_tokens_user_stage ON flow_tokens (user_id, stage_name);
+CREATE TABLE events (
+    id BIGSERIAL PRIMARY KEY,
+    action TEXT NOT NULL,
+    context JSONB NOT NULL,
+    at_ms BIGINT NOT NULL
+);
+CREATE TABLE outbox (
+    id BIGSERIAL PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    meta JSONB NOT NULL,
+    raw BYTEA NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at_ms BIGINT NOT NULL,
+    lease_until_ms BIGINT NOT NULL DEFAULT 0,
+    created_ms BIGINT NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX outbox_due ON outbox (state, next_at_ms);
+"#];
+
+type Manager = PostgresConnectionManager<NoTls>;
+
+/// Stores everything in PostgreSQL.
+pub struct PostgresStore {
+    pool: r2d2::Pool<Manager>,
+}
+
+#[derive(Debug)]
+struct SearchPath(String);
+
+impl r2d2::CustomizeConnection<postgres::Client, postgres::Error> for SearchPath {
+    fn on_acquire(&self, c: &mut postgres::Client) -> Result<(), postgres::Error> {
+        c.batch_execute(&format!("SET search_path TO \"{}\"", self.0))
+    }
+}
+
+fn db(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn is_unique_violation(e: &postgres::Error) -> bool {
+    e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://…`), in `schema` (created if missing; `public`
+    /// when `None`), and runs pending migrations. Several hosts may start at once.
+    pub fn open(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
+        let config: postgres::Config = url.parse().map_err(db)?;
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let mut builder = r2d2::Pool::builder()
+            .max_size(16)
+            .connection_timeout(std::time::Duration::from_secs(5));
+        if let Some(s) = schema {
+            if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || s.is_empty() {
+                return Err(StoreError::Backend(format!("invalid schema name '{s}'")));
+            }
+            builder = builder.connection_customizer(Box::new(SearchPath(s.to_string())));
+        }
+        let pool = builder.build(manager).map_err(db)?;
+        let store = Self { pool };
+        store.migrate(schema)?;
+        Ok(store)
+    }
+
+    fn conn(&self) -> Result<PooledConnection<Manager>, StoreError> {
+        self.pool.get().map_err(db)
+    }
+
+    fn migrate(&self, schema: Option<&str>) -> Result<(), StoreError> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction().map_err(db)?;
+        tx.batch_execute("SELECT pg_advisory_xact_lock(7317001)")
+            .map_err(db)?;
+        if let Some(s) = schema {
+            tx.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{s}\"; SET LOCAL search_path TO \"{s}\""
+            ))
+            .map_err(db)?;
+        }
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
+        )
+        .map_err(db)?;
+        let done: i64 = tx
+            .query_one("SELECT count(*) FROM schema_migrations", &[])
+            .map_err(db)?
+            .get(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+            tx.batch_execute(sql).map_err(db)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[&((i + 1) as i32)],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+}
+
+fn row_user(r: &Row) -> User {
+    User {
+        id: Some(r.get::<_, i64>(0).to_string()),
+        username: r.get(1),
+        name: r.get(2),
+        email: r.get(3),
+        is_active: r.get(4),
+        locale: r.get(5),
+    }
+}
+
+const USER_COLS: &str = "id, username, name, email, is_active, locale";
+const TOKEN_COLS: &str =
+    "key_hash, identifier, user_id, flow_slug, stage_name, expires_ms, intent, revoke_on_execution, plan";
+
+fn row_token(r: &Row) -> StoredToken {
+    StoredToken {
+        key_hash: r.get(0),
+        token: FlowToken {
+            identifier: r.get(1),
+            user_id: r.get(2),
+            flow_slug: r.get(3),
+            stage_name: r.get(4),
+            expires_ms: r.get(5),
+            intent: r.get(6),
+        },
+        revoke_on_execution: r.get(7),
+        plan: r.get::<_, Value>(8),
+    }
+}
+
+fn id_of(id: &str) -> Option<i64> {
+    id.parse().ok()
+}
+
+impl Store for PostgresStore {
+    fn create_user(&self, n: &NewUser) -> Result<User, StoreError> {
+        let row = self
+            .conn()?
+            .query_one(
+                &format!("INSERT INTO users (username, name, email, is_active, password_hash) VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLS}"),
+                &[&n.username, &n.name, &n.email, &n.is_active, &n.password_hash],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("user '{}'", n.username))
+                } else {
+                    db(e)
+                }
+            })?;
+        Ok(row_user(&row))
+    }
+    fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let Some(id) = id_of(id) else { return Ok(None) };
+        Ok(self
+            .conn()?
+            .query_opt(
+                &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
+                &[&id],
+            )
+            .map_err(db)?
+            .map(|r| row_user(&r)))
+    }
+    fn find_user(&self, identifier: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_opt(
+                &format!("SELECT {USER_COLS} FROM users WHERE username = $1 OR (email <> '' AND lower(email) = lower($1)) ORDER BY (username = $1) DESC, id LIMIT 1"),
+                &[&identifier],
+            )
+            .map_err(db)?
+            .map(|r| row_user(&r)))
+    }
+    fn users(&self) -> Result<Vec<User>, StoreError> {
+        Ok(self
+            .conn()?
+            .query(&format!("SELECT {USER_COLS} FROM users ORDER BY id"), &[])
+            .map_err(db)?
+            .iter()
+            .map(row_user)
+            .collect())
+    }
+    fn set_active(&self, id: &str, active: bool) -> Result<bool, StoreError> {
+        let Some(id) = id_of(id) else {
+            return Ok(false);
+        };
+        Ok(self
+            .conn()?
+            .execute(
+                "UPDATE users SET is_active = $2 WHERE id = $1",
+                &[&id, &active],
+            )
+            .map_err(db)?
+            > 0)
+    }
+    fn set_email(&self, id: &str, email: &str) -> Result<bool, StoreError> {
+        let Some(id) = id_of(id) else {
+            return Ok(false);
+        };
+        Ok(self
+            .conn()?
+            .execute("UPDATE users SET email = $2 WHERE id = $1", &[&id, &email])
+            .map_err(db)?
+            > 0)
+    }
+    fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        let Some(id) = id_of(id) else {
+            return Ok(false);
+        };
+        Ok(self
+            .conn()?
+            .execute(
+                "UPDATE users SET password_hash = $2 WHERE id = $1",
+                &[&id, &hash],
+            )
+            .map_err(db)?
+            > 0)
+    }
+    fn password_hash(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let Some(id) = id_of(id) else { return Ok(None) };
+        Ok(self
+            .conn()?
+            .query_opt("SELECT password_hash FROM users WHERE id = $1", &[&id])
+            .map_err(db)?
+            .and_then(|r| r.get::<_, Option<String>>(0)))
+    }
+    fn insert_token(&self, t: &StoredToken) -> Result<(), StoreError> {
+        self.conn()?
+            .execute(
+                &format!("INSERT INTO flow_tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+                &[
+                    &t.key_hash,
+                    &t.token.identifier,
+                    &t.token.user_id,
+                    &t.token.flow_slug,
+                    &t.token.stage_name,
+                    &t.token.expires_ms,
+                    &t.token.intent,
+                    &t.revoke_on_execution,
+                    &t.plan,
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("token '{}'", t.token.identifier))
+                } else {
+                    db(e)
+                }
+            })?;
+        Ok(())
+    }
+    fn token(&self, key_hash: &str, now_ms: i64) -> Result<Option<StoredToken>, StoreError> {
+        let mut c = self.conn()?;
+        c.execute(
+            "DELETE FROM flow_tokens WHERE key_hash = $1 AND expires_ms < $2",
+            &[&key_hash, &now_ms],
+        )
+        .map_err(db)?;
+        Ok(c.query_opt(
+            &format!("SELECT {TOKEN_COLS} FROM flow_tokens WHERE key_hash = $1"),
+            &[&key_hash],
+        )
+        .map_err(db)?
+        .map(|r| row_token(&r)))
+    }
+    fn consume_token(&self, key_hash: &str, now_ms: i64) -> Result<Option<FlowToken>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_opt(
+                &format!("DELETE FROM flow_tokens WHERE key_hash = $1 RETURNING {TOKEN_COLS}"),
+                &[&key_hash],
+            )
+            .map_err(db)?
+            .map(|r| row_token(&r))
+            .filter(|t| t.token.expires_ms >= now_ms)
+            .map(|t| t.token))
+    }
+    fn delete_token(&self, key_hash: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()?
+            .execute("DELETE FROM flow_tokens WHERE key_hash = $1", &[&key_hash])
+            .map_err(db)?
+            > 0)
+    }
+    fn revoke_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, StoreError> {
+        self.conn()?
+            .execute(
+                "DELETE FROM flow_tokens WHERE user_id = $1 AND stage_name = $2",
+                &[&user_id, &stage_name],
+            )
+            .map_err(db)
+    }
+    fn token_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()?
+            .query_one("SELECT count(*) FROM flow_tokens", &[])
+            .map_err(db)?
+            .get::<_, i64>(0) as u64)
+    }
+    fn add_event(&self, e: &Event) -> Result<(), StoreError> {
+        self.conn()?
+            .execute(
+                "INSERT INTO events (action, context, at_ms) VALUES ($1, $2, $3)",
+                &[&e.action, &e.context, &e.at_ms],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+    fn events(&self, action: Option<&str>) -> Result<Vec<Event>, StoreError> {
+        Ok(self
+            .conn()?
+            .query(
+                "SELECT action, context, at_ms FROM events WHERE $1::TEXT IS NULL OR action = $1 ORDER BY id",
+                &[&action],
+            )
+            .map_err(db)?
+            .iter()
+            .map(|r| Event { action: r.get(0), context: r.get(1), at_ms: r.get(2) })
+            .collect())
+    }
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("outbox row: {e}"))
+}
+
+impl OutboxStore for PostgresStore {
+    fn outbox_push(&self, mail: &OutgoingMail, now_ms: i64) -> Result<bool, StoreError> {
+        let meta = serde_json::to_value(OutgoingMail {
+            raw: Vec::new(),
+            ..mail.clone()
+        })
+        .map_err(corrupt)?;
+        let n = self
+            .conn()?
+            .execute(
+                "INSERT INTO outbox (message_id, meta, raw, state, next_at_ms, created_ms)
+                 VALUES ($1, $2, $3, 'pending', $4, $4) ON CONFLICT (message_id) DO NOTHING",
+                &[&mail.message_id, &meta, &mail.raw, &now_ms],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    fn outbox_claim(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        // SKIP LOCKED: hosts claiming at the same moment take different rows.
+        let rows = self
+            .conn()?
+            .query(
+                "UPDATE outbox SET state = 'sending', lease_until_ms = $2, attempts = attempts + 1
+                 WHERE id IN (
+                     SELECT id FROM outbox
+                     WHERE (state = 'pending' AND next_at_ms <= $1)
+                        OR (state = 'sending' AND lease_until_ms <= $1)
+                     ORDER BY next_at_ms, id LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING id, meta, raw, attempts, created_ms",
+                &[&now_ms, &now_ms.saturating_add(lease_ms), &(limit as i64)],
+            )
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let mut mail: OutgoingMail =
+                    serde_json::from_value(r.get::<_, Value>(1)).map_err(corrupt)?;
+                mail.raw = r.get(2);
+                Ok(OutboxRow {
+                    id: r.get(0),
+                    mail,
+                    attempts: r.get::<_, i32>(3) as u32,
+                    created_ms: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    fn outbox_finish(
+        &self,
+        id: i64,
+        outcome: &OutboxOutcome,
+        event: Option<&Event>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction().map_err(db)?;
+        match outcome {
+            OutboxOutcome::Sent => tx
+                .execute("UPDATE outbox SET state = 'sent', raw = ''::bytea, last_error = NULL WHERE id = $1", &[&id]),
+            OutboxOutcome::Retry { at_ms, error } => tx.execute(
+                "UPDATE outbox SET state = 'pending', next_at_ms = $2, last_error = $3 WHERE id = $1",
+                &[&id, at_ms, error],
+            ),
+            OutboxOutcome::Dead { error } => {
+                tx.execute("UPDATE outbox SET state = 'dead', last_error = $2 WHERE id = $1", &[&id, error])
+            }
+        }
+        .map_err(db)?;
+        if let Some(e) = event {
+            tx.execute(
+                "INSERT INTO events (action, context, at_ms) VALUES ($1, $2, $3)",
+                &[&e.action, &e.context, &e.at_ms],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let mut out = OutboxCounts::default();
+        for r in self
+            .conn()?
+            .query("SELECT state, count(*) FROM outbox GROUP BY state", &[])
+            .map_err(db)?
+        {
+            let n = r.get::<_, i64>(1) as u64;
+            match r.get::<_, &str>(0) {
+                "pending" => out.pending = n,
+                "sending" => out.sending = n,
+                "sent" => out.sent = n,
+                _ => out.dead = n,
+            }
+        }
+        Ok(out)
+    }
+
+    fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_one(
+                "SELECT min(next_at_ms) FROM outbox WHERE state = 'pending'",
+                &[],
+            )
+            .map_err(db)?
+            .get::<_, Option<i64>>(0))
+    }
+}

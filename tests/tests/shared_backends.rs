@@ -1,0 +1,217 @@
+//! Several hosts, one truth: two hosts on the same PostgreSQL and Redis. A link
+//! issued by one is confirmed on the other, the rate limit holds across both and
+//! under concurrency, the outbox is delivered once by both, and unreachable
+//! backends give clear errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use e2e_tests::{
+    email_plugin, postgres_url, redis_url, smtp_mail, test_mail, unique_name, Mode, SmtpSink,
+};
+use host_harness::cache::{Cache, RedisCache};
+use host_harness::client::FlowClient;
+use host_harness::clock::ManualClock;
+use host_harness::config::{self, Backends, HostConfig};
+use host_harness::executor::{Executor, Session};
+use host_harness::mail::OutboxConfig;
+use host_harness::store::{HostStore, NewUser, PostgresStore};
+use plugin_api::RateLimit;
+use serde_json::json;
+
+struct Cluster {
+    a: Executor,
+    b: Executor,
+    store: Arc<dyn HostStore>,
+    _mail: tempfile::TempDir,
+}
+
+fn cluster(edit: impl Fn(&mut HostConfig)) -> Option<Cluster> {
+    let pg = postgres_url()?;
+    let redis = redis_url()?;
+    let schema = unique_name("t");
+    let namespace = unique_name("ih");
+    let mail = tempfile::tempdir().unwrap();
+    let make = || {
+        let mut cfg = config::reference_config(
+            "memory://",
+            "https://id.example.test",
+            None,
+            config::MailConfig {
+                maildir: Some(mail.path().to_path_buf()),
+                ..Default::default()
+            },
+        );
+        edit(&mut cfg);
+        // Each host opens its own pool and cache connection, as separate processes would.
+        let store: Arc<dyn HostStore> = Arc::new(PostgresStore::open(&pg, Some(&schema)).unwrap());
+        let cache: Arc<dyn Cache> = Arc::new(RedisCache::open(&redis, &namespace).unwrap());
+        let b = Backends {
+            store: store.clone(),
+            cache,
+            clock: Arc::new(ManualClock::new(1_767_225_600_000)),
+            outbox: OutboxConfig {
+                poll: Duration::from_millis(20),
+                ..Default::default()
+            },
+        };
+        (
+            config::build_executor(&cfg, &[email_plugin(Mode::Cdylib)], b).unwrap(),
+            store,
+        )
+    };
+    let (a, store) = make();
+    let (b, _) = make();
+    Some(Cluster {
+        a,
+        b,
+        store,
+        _mail: mail,
+    })
+}
+
+fn jane(store: &dyn HostStore) {
+    store
+        .create_user(&NewUser {
+            username: "jane".into(),
+            name: "Jane".into(),
+            email: "jane@example.com".into(),
+            is_active: true,
+            password_hash: None,
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_link_issued_by_one_host_is_confirmed_on_the_other() {
+    let Some(c) = cluster(|_| {}) else { return };
+    jane(&*c.store);
+    let mut on_a = FlowClient::open(&c.a, "recover", "");
+    on_a.get();
+    assert_eq!(
+        on_a.post(json!({"uid_field": "jane"}))["component"],
+        "ak-stage-email"
+    );
+    assert!(c.a.mail.wait_idle(Duration::from_secs(20)));
+    let mails = host_harness::maildir::read_all(c._mail.path());
+    let link = mails[0].link().unwrap();
+    let mut on_b = FlowClient::open_link(&c.b, &link, Session::default()).unwrap();
+    let token = on_b.get()["token"].clone();
+    assert!(token.is_string(), "B restores the plan A stored");
+    let v = on_b.post(json!({"token": token}));
+    assert_eq!(v["component"], "ak-stage-prompt", "{v}");
+    // A sees the link as used.
+    let v = FlowClient::open_link(&c.a, &link, Session::default())
+        .unwrap()
+        .get();
+    assert_eq!(v["component"], "ak-stage-identification");
+}
+
+#[test]
+fn the_rate_limit_holds_across_hosts() {
+    let Some(c) = cluster(|cfg| {
+        let s = cfg
+            .stages
+            .iter_mut()
+            .find(|s| s.name == "recovery-email")
+            .unwrap();
+        s.config["recovery_max_attempts"] = json!(3);
+    }) else {
+        return;
+    };
+    jane(&*c.store);
+    // Same person, alternating hosts (a load balancer): 3 sends in all, then limited.
+    let mut sent = 0;
+    let mut limited = 0;
+    for i in 0..6 {
+        let ex = if i % 2 == 0 { &c.a } else { &c.b };
+        let mut cl = FlowClient::open(ex, "recover", "");
+        cl.get();
+        let v = cl.post(json!({"uid_field": "jane@example.com"}));
+        match v["messages"][0]["message"].as_str() {
+            Some(m) if m.starts_with("Too many") => limited += 1,
+            _ => sent += 1,
+        }
+    }
+    assert_eq!((sent, limited), (3, 3));
+}
+
+#[test]
+fn the_redis_limiter_is_atomic_under_concurrency() {
+    let Some(redis) = redis_url() else { return };
+    let ns = unique_name("ih");
+    let caches: Vec<Arc<RedisCache>> = (0..8)
+        .map(|_| Arc::new(RedisCache::open(&redis, &ns).unwrap()))
+        .collect();
+    let allowed: usize = caches
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                (0..50)
+                    .filter(|_| c.rate_limit("k", 60_000, 5, 1_000).unwrap() == RateLimit::Allowed)
+                    .count()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .sum();
+    assert_eq!(allowed, 5, "8 connections x 50 attempts: exactly the limit");
+    match caches[0].rate_limit("k", 60_000, 5, 31_000).unwrap() {
+        RateLimit::Limited { retry_after_ms } => assert_eq!(retry_after_ms, 30_000),
+        other => panic!("{other:?}"),
+    }
+    // TTL and strictness as the in-process limiter: the window slides.
+    assert_eq!(
+        caches[0].rate_limit("k", 60_000, 5, 61_000).unwrap(),
+        RateLimit::Allowed
+    );
+    // Plain values with a TTL.
+    caches[0].set("v", "x", 5_000, 0).unwrap();
+    assert_eq!(caches[1].get("v", 0).unwrap().as_deref(), Some("x"));
+}
+
+#[test]
+fn two_hosts_deliver_one_outbox_without_duplicates() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let port = sink.port;
+    let Some(c) = cluster(move |cfg| cfg.mail = smtp_mail("127.0.0.1", port)) else {
+        return;
+    };
+    for i in 0..200 {
+        let ex = if i % 2 == 0 { &c.a } else { &c.b };
+        ex.mail
+            .enqueue(test_mail(&format!("shared-{i}"), "someone@example.com"))
+            .unwrap();
+    }
+    assert!(c.a.mail.wait_idle(Duration::from_secs(60)));
+    assert!(c.b.mail.wait_idle(Duration::from_secs(60)));
+    let got = sink.wait_for(200, Duration::from_secs(30));
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for m in got {
+        *per_id.entry(m.message_id).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), 200);
+    assert!(per_id.values().all(|n| *n == 1), "each message once");
+    assert_eq!(c.store.outbox_counts().unwrap().sent, 200);
+}
+
+#[test]
+fn unreachable_backends_are_clear_errors() {
+    let e = config::open_store_in("postgres://postgres:pw@127.0.0.1:1/test", None)
+        .err()
+        .unwrap();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("127.0.0.1:1") && !msg.contains(":pw@"),
+        "{msg}"
+    );
+    let e = config::open_cache("redis://127.0.0.1:1", "x")
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+}
