@@ -22,7 +22,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use plugin_api::token::constant_time_eq;
+use plugin_api::token::{constant_time_eq, sha256_hex};
 use serde_json::{json, Value};
 
 use crate::executor::{Executor, Response as FlowResponse, Session};
@@ -36,6 +36,7 @@ pub const CSRF_COOKIE: &str = "ih_csrf";
 /// Most sessions kept; the oldest idle ones are dropped beyond this.
 const MAX_SESSIONS: usize = 100_000;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct WebSession {
     flow: Session,
     csrf: String,
@@ -53,19 +54,61 @@ pub struct AppState {
     pub executor: Executor,
     sessions: Mutex<HashMap<String, Slot>>,
     secure: bool,
+    persist: bool,
     tick: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
-    /// Wraps an executor; cookies are `Secure` when its base URL is https.
+    /// Wraps an executor; cookies are `Secure` when its base URL is https. Sessions
+    /// live in this process.
     pub fn new(executor: Executor) -> Arc<Self> {
+        Self::with_shared_sessions(executor, false)
+    }
+
+    /// Like [`AppState::new`]; with `shared`, sessions are also written to the
+    /// executor's store after each request and read from it before, so hosts sharing
+    /// a store (PostgreSQL) serve the same browser session. Between hosts the last
+    /// write wins.
+    pub fn with_shared_sessions(executor: Executor, shared: bool) -> Arc<Self> {
         let secure = executor.base_url.starts_with("https://");
         Arc::new(Self {
             executor,
             sessions: Mutex::new(HashMap::new()),
             secure,
+            persist: shared,
             tick: Default::default(),
         })
+    }
+
+    fn stored(&self, id: &str) -> Option<WebSession> {
+        if !self.persist {
+            return None;
+        }
+        match self.executor.store.session_load(&sha256_hex(id)) {
+            Ok(Some(data)) => serde_json::from_str(&data).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(target: "http", error = %e, "cannot load session");
+                None
+            }
+        }
+    }
+
+    fn save(&self, id: &str, s: &WebSession) {
+        if !self.persist {
+            return;
+        }
+        let saved = serde_json::to_string(s)
+            .map_err(|e| e.to_string())
+            .and_then(|data| {
+                self.executor
+                    .store
+                    .session_save(&sha256_hex(id), &data, self.executor.clock.now_ms())
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = saved {
+            tracing::error!(target: "http", error = %e, "cannot save session");
+        }
     }
 
     /// The session with this id, or a new one (then `true`).
@@ -76,6 +119,18 @@ impl AppState {
             slot.last_used = tick;
             let id = id.unwrap_or_default().to_string();
             return (id, slot.session.clone(), false);
+        }
+        // A session another host started (shared store).
+        if let Some((id, ws)) = id.and_then(|id| self.stored(id).map(|ws| (id, ws))) {
+            let session = Arc::new(Mutex::new(ws));
+            map.insert(
+                id.to_string(),
+                Slot {
+                    session: session.clone(),
+                    last_used: tick,
+                },
+            );
+            return (id.to_string(), session, false);
         }
         if map.len() >= MAX_SESSIONS {
             if let Some(oldest) = map
@@ -286,6 +341,12 @@ async fn run(
     let joined = tokio::task::spawn_blocking(move || {
         let (id, session, fresh) = st2.session(known.as_deref());
         let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
+        if !fresh {
+            // Another host may have moved this session on since we last saw it.
+            if let Some(newer) = st2.stored(&id) {
+                *s = newer;
+            }
+        }
         let outcome =
             if body.is_some() && s.flow.user_id.is_some() && !constant_time_eq(&s.csrf, &sent_csrf)
             {
@@ -297,6 +358,7 @@ async fn run(
                     Some(b) => st2.executor.post(flow, &slug, &query, b),
                 })
             };
+        st2.save(&id, &s);
         (outcome, fresh.then(|| (id, s.csrf.clone())))
     })
     .await;

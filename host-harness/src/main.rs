@@ -46,6 +46,12 @@ enum Command {
         /// With no --config: email stage plugin library (default: next to this executable).
         #[arg(long)]
         plugin: Option<PathBuf>,
+        /// Storage URL, overriding the configuration (`sqlite://…`, `postgres://…`, `memory://`).
+        #[arg(long)]
+        database: Option<String>,
+        /// Cache URL, overriding the configuration (`memory://`, `redis://…`).
+        #[arg(long)]
+        cache: Option<String>,
     },
     /// Creates, lists and shows users in a host's storage (works while it serves).
     Users {
@@ -181,6 +187,8 @@ fn main() -> anyhow::Result<()> {
             listen,
             data,
             plugin,
+            database,
+            cache,
         } => {
             use host_harness::config::{self, MailConfig};
             let cfg = match config {
@@ -202,9 +210,17 @@ fn main() -> anyhow::Result<()> {
                     )
                 }
             };
+            let mut cfg = cfg;
+            if let Some(d) = database {
+                cfg.database = d;
+            }
+            if let Some(c) = cache {
+                cfg.cache = c;
+            }
+            let shared = cfg.database.starts_with("postgres");
             let plugins = config::load_plugins(&cfg)?;
             let ex = config::build_executor(&cfg, &plugins, config::Backends::from_config(&cfg)?)?;
-            let state = host_harness::http::AppState::new(ex);
+            let state = host_harness::http::AppState::with_shared_sessions(ex, shared);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(&listen)

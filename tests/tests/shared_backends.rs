@@ -215,3 +215,192 @@ fn unreachable_backends_are_clear_errors() {
         .unwrap();
     assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
 }
+
+#[test]
+fn a_browser_session_moves_between_hosts_behind_a_load_balancer() {
+    use host_harness::http::{AppState, RunningServer};
+    let (Some(pg), Some(redis)) = (postgres_url(), redis_url()) else {
+        return;
+    };
+    let schema = unique_name("t");
+    let namespace = unique_name("ih");
+    let mail = tempfile::tempdir().unwrap();
+    let la = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let lb = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", la.local_addr().unwrap());
+    let server = |l: std::net::TcpListener| {
+        let cfg = config::reference_config(
+            "memory://",
+            &base,
+            None,
+            config::MailConfig {
+                maildir: Some(mail.path().to_path_buf()),
+                ..Default::default()
+            },
+        );
+        let store: Arc<dyn HostStore> = Arc::new(PostgresStore::open(&pg, Some(&schema)).unwrap());
+        let b = Backends {
+            store,
+            cache: Arc::new(RedisCache::open(&redis, &namespace).unwrap()),
+            clock: Arc::new(ManualClock::new(1_767_225_600_000)),
+            outbox: OutboxConfig {
+                poll: Duration::from_millis(20),
+                ..Default::default()
+            },
+        };
+        let ex = config::build_executor(&cfg, &[email_plugin(Mode::Cdylib)], b).unwrap();
+        RunningServer::start(l, AppState::with_shared_sessions(ex, true)).unwrap()
+    };
+    let (a, b) = (server(la), server(lb));
+    jane(&*a.state.executor.store);
+    let api = |s: &RunningServer, q: &str| {
+        format!(
+            "http://{}{}",
+            s.addr,
+            host_harness::executor::executor_url("recover", q)
+        )
+    };
+    // One browser (one cookie jar), its requests spread over both hosts.
+    let browser = ureq::AgentBuilder::new().build();
+    let v: serde_json::Value = browser
+        .get(&api(&a, ""))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(v["component"], "ak-stage-identification");
+    let v: serde_json::Value = browser
+        .post(&api(&b, ""))
+        .send_json(json!({"uid_field": "jane"}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(
+        v["component"], "ak-stage-email",
+        "B continues the session A started: {v}"
+    );
+    let v: serde_json::Value = browser
+        .get(&api(&a, ""))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(
+        v["component"], "ak-stage-email",
+        "and A sees where B left it"
+    );
+    assert!(b.state.executor.mail.wait_idle(Duration::from_secs(20)));
+    let mails = host_harness::maildir::read_all(mail.path());
+    assert_eq!(mails.len(), 1, "one initial send, not one per host");
+    // The link, opened by another browser, confirmed across the hosts.
+    let q = mails[0]
+        .link()
+        .unwrap()
+        .split_once('?')
+        .unwrap()
+        .1
+        .to_string();
+    let other = ureq::AgentBuilder::new().build();
+    let v: serde_json::Value = other.get(&api(&b, &q)).call().unwrap().into_json().unwrap();
+    assert_eq!(v["component"], "ak-stage-consent");
+    let v: serde_json::Value = other
+        .post(&api(&a, &q))
+        .send_json(json!({"token": v["token"]}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(v["component"], "ak-stage-prompt", "{v}");
+}
+
+#[test]
+fn a_redis_that_drops_mid_run_gives_flow_errors_then_recovers() {
+    use std::process::{Command, Stdio};
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("redis-server is required under CI=true");
+        }
+        eprintln!("skipped: redis-server not installed");
+        return;
+    }
+    let port = e2e_tests::free_port();
+    let start = || {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    };
+    let mut redis = start();
+    let url = format!("redis://127.0.0.1:{port}");
+    let mail = tempfile::tempdir().unwrap();
+    let mut cfg = config::reference_config(
+        "memory://",
+        "https://id.example.test",
+        None,
+        config::MailConfig {
+            maildir: Some(mail.path().to_path_buf()),
+            ..Default::default()
+        },
+    );
+    cfg.cache = url.clone();
+    let b = Backends::from_config(&cfg).unwrap();
+    let ex = config::build_executor(&cfg, &[email_plugin(Mode::Cdylib)], b).unwrap();
+    jane(&*ex.store);
+    let mut c = FlowClient::open(&ex, "recover", "");
+    c.get();
+    assert_eq!(
+        c.post(json!({"uid_field": "jane"}))["component"],
+        "ak-stage-email"
+    );
+
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    let v = c.post(json!({"component": "ak-stage-email"}));
+    assert_eq!(
+        v["component"], "ak-stage-flow-error",
+        "a clean flow error while Redis is down: {v}"
+    );
+    let ev = ex.store.events(Some("system_exception")).unwrap();
+    assert!(
+        ev.last().unwrap().context["error"]
+            .as_str()
+            .unwrap()
+            .contains("cache"),
+        "{ev:?}"
+    );
+
+    let mut redis = start();
+    let v = c.post(json!({"component": "ak-stage-email"}));
+    assert_eq!(
+        v["messages"][0]["message"], "Email Successfully sent.",
+        "recovered: {v}"
+    );
+    assert!(ex.mail.wait_idle(Duration::from_secs(20)));
+    assert_eq!(
+        host_harness::maildir::read_all(mail.path()).len(),
+        2,
+        "no queued mail lost"
+    );
+    redis.kill().unwrap();
+    let _ = redis.wait();
+}

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use plugin_api::{FlowToken, OutgoingMail, User};
 
 use super::{
-    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, Store, StoreError,
-    StoredToken,
+    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, SessionStore, Store,
+    StoreError, StoredToken,
 };
 
 #[derive(Default)]
@@ -17,6 +17,7 @@ struct Mem {
     tokens: HashMap<String, StoredToken>,
     events: Vec<Event>,
     outbox: MemOutbox,
+    sessions: HashMap<String, String>,
 }
 
 /// Everything in process memory; for tests and benchmarks.
@@ -292,5 +293,17 @@ impl OutboxStore for MemoryStore {
             .filter(|r| r.state == State::Pending)
             .map(|r| r.next_at_ms)
             .min())
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn session_load(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().sessions.get(key).cloned())
+    }
+    fn session_save(&self, key: &str, data: &str, _now_ms: i64) -> Result<(), StoreError> {
+        self.lock()
+            .sessions
+            .insert(key.to_string(), data.to_string());
+        Ok(())
     }
 }

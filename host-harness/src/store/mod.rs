@@ -179,10 +179,19 @@ pub trait OutboxStore: Send + Sync {
     fn outbox_next_due(&self) -> Result<Option<i64>, StoreError>;
 }
 
-/// Storage with an outbox: what a host needs.
-pub trait HostStore: Store + OutboxStore {}
+/// Browser sessions kept in storage, so that hosts sharing a store share sessions.
+/// Keys are digests of the session cookie, never the cookie itself.
+pub trait SessionStore: Send + Sync {
+    /// The stored session data (JSON) under `key`.
+    fn session_load(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Stores session data under `key`.
+    fn session_save(&self, key: &str, data: &str, now_ms: i64) -> Result<(), StoreError>;
+}
 
-impl<T: Store + OutboxStore> HostStore for T {}
+/// Storage with an outbox and sessions: what a host needs.
+pub trait HostStore: Store + OutboxStore + SessionStore {}
+
+impl<T: Store + OutboxStore + SessionStore> HostStore for T {}
 
 #[cfg(test)]
 mod tests {
@@ -361,6 +370,20 @@ mod tests {
                 dead: 1
             }
         );
+    }
+
+    fn sessions(s: &dyn HostStore) {
+        assert_eq!(s.session_load("k").unwrap(), None);
+        s.session_save("k", "{\"a\":1}", 1).unwrap();
+        s.session_save("k", "{\"a\":2}", 2).unwrap();
+        assert_eq!(s.session_load("k").unwrap().as_deref(), Some("{\"a\":2}"));
+    }
+
+    #[test]
+    fn sessions_memory_and_sqlite() {
+        sessions(&MemoryStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        sessions(&SqliteStore::open(&dir.path().join("s.db")).unwrap());
     }
 
     #[test]

@@ -10,12 +10,13 @@ use r2d2_postgres::PostgresConnectionManager;
 use serde_json::Value;
 
 use super::{
-    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, Store, StoreError,
-    StoredToken,
+    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, SessionStore, Store,
+    StoreError, StoredToken,
 };
 
 /// Migrations, applied in order; `schema_migrations` records which ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id BIGSERIAL PRIMARY KEY,
     username TEXT NOT NULL UNIQUE,
@@ -57,7 +58,15 @@ CREATE TABLE outbox (
     last_error TEXT
 );
 CREATE INDEX outbox_due ON outbox (state, next_at_ms);
-"#];
+"#,
+    r#"
+CREATE TABLE sessions (
+    key TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+"#,
+];
 
 type Manager = PostgresConnectionManager<NoTls>;
 
@@ -476,5 +485,25 @@ impl OutboxStore for PostgresStore {
             )
             .map_err(db)?
             .get::<_, Option<i64>>(0))
+    }
+}
+
+impl SessionStore for PostgresStore {
+    fn session_load(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_opt("SELECT data FROM sessions WHERE key = $1", &[&key])
+            .map_err(db)?
+            .map(|r| r.get(0)))
+    }
+    fn session_save(&self, key: &str, data: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.conn()?
+            .execute(
+                "INSERT INTO sessions (key, data, updated_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, updated_ms = EXCLUDED.updated_ms",
+                &[&key, &data, &now_ms],
+            )
+            .map_err(db)?;
+        Ok(())
     }
 }

@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use super::{
-    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, Store, StoreError,
-    StoredToken,
+    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, SessionStore, Store,
+    StoreError, StoredToken,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -59,6 +59,13 @@ CREATE TABLE outbox (
     last_error TEXT
 );
 CREATE INDEX outbox_due ON outbox (state, next_at_ms);
+"#,
+    r#"
+CREATE TABLE sessions (
+    key TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -435,5 +442,24 @@ impl OutboxStore for SqliteStore {
             .conn()
             .prepare_cached("SELECT min(next_at_ms) FROM outbox WHERE state = 'pending'")?
             .query_row([], |r| r.get::<_, Option<i64>>(0))?)
+    }
+}
+
+impl SessionStore for SqliteStore {
+    fn session_load(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT data FROM sessions WHERE key = ?1")?
+            .query_row([key], |r| r.get::<_, String>(0))
+            .optional()?)
+    }
+    fn session_save(&self, key: &str, data: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO sessions (key, data, updated_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET data = excluded.data, updated_ms = excluded.updated_ms",
+            )?
+            .execute(params![key, data, now_ms])?;
+        Ok(())
     }
 }
