@@ -7,6 +7,7 @@
 //! - [`http`]: `host-harness serve`, the executor over HTTP with sessions.
 //! - [`builtin`]: the host's own stages (identification, prompt, user write, login).
 //! - [`services`]: [`plugin_api::Host`] for one hook call.
+//! - [`conformance`]: the checks every storage and cache backend must pass.
 //! - [`maildir`]: reads delivered mail back (demo, tests).
 //! - [`store`], [`cache`], [`mail`], [`clock`]: backends, each behind a trait.
 //! - [`client`]: drives flows like the flow page does (follows redirects, keeps the session).
@@ -18,6 +19,7 @@ pub mod cache;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod conformance;
 pub mod executor;
 pub mod http;
 pub mod mail;

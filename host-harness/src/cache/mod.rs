@@ -142,67 +142,10 @@ impl Cache for MemoryCache {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::sync::Arc;
 
     #[test]
-    fn ttl() {
-        let c = MemoryCache::new();
-        c.set("k", "v", 1000, 0).unwrap();
-        assert_eq!(c.get("k", 999).unwrap().as_deref(), Some("v"));
-        assert_eq!(c.get("k", 1000).unwrap(), None);
-        c.set("k", "v", 0, 0).unwrap();
-        assert_eq!(c.get("k", 0).unwrap(), None);
-    }
-
-    #[test]
-    fn sliding_window() {
-        let c = MemoryCache::new();
-        let w = 300_000;
-        for t in [0, 10_000, 20_000] {
-            assert_eq!(c.rate_limit("k", w, 3, t).unwrap(), RateLimit::Allowed);
-        }
-        assert_eq!(
-            c.rate_limit("k", w, 3, 30_000).unwrap(),
-            RateLimit::Limited {
-                retry_after_ms: 270_000
-            }
-        );
-        // The first attempt leaves the window strictly after now - W.
-        assert!(matches!(
-            c.rate_limit("k", w, 3, 300_000).unwrap(),
-            RateLimit::Allowed
-        ));
-        assert!(matches!(
-            c.rate_limit("k", w, 3, 300_001).unwrap(),
-            RateLimit::Limited { .. }
-        ));
-    }
-
-    #[test]
-    fn sub_second_window_never_limits() {
-        let c = MemoryCache::new();
-        for t in 0..10 {
-            assert_eq!(c.rate_limit("k", 999, 1, t).unwrap(), RateLimit::Allowed);
-        }
-    }
-
-    #[test]
-    fn concurrent_callers_never_exceed_the_limit() {
-        let c = Arc::new(MemoryCache::new());
-        let allowed: usize = (0..8)
-            .map(|_| {
-                let c = c.clone();
-                std::thread::spawn(move || {
-                    (0..100)
-                        .filter(|_| c.rate_limit("k", 60_000, 5, 1).unwrap() == RateLimit::Allowed)
-                        .count()
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .sum();
-        assert_eq!(allowed, 5);
+    fn memory_cache_conforms() {
+        crate::conformance::check_cache(Arc::new(super::MemoryCache::new()));
     }
 }

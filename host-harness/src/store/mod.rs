@@ -195,217 +195,24 @@ impl<T: Store + OutboxStore + SessionStore> HostStore for T {}
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    fn token(hash: &str, user: &str, stage: &str, expires_ms: i64) -> StoredToken {
-        StoredToken {
-            key_hash: hash.into(),
-            token: FlowToken {
-                identifier: format!("id-{hash}"),
-                user_id: user.into(),
-                flow_slug: "f".into(),
-                stage_name: stage.into(),
-                expires_ms,
-                intent: "verification".into(),
-            },
-            revoke_on_execution: false,
-            plan: serde_json::json!({"stages": []}),
-        }
-    }
+    use super::{MemoryStore, SqliteStore};
+    use crate::conformance::check_store;
 
-    fn exercise(s: &dyn Store) {
-        let u = s
-            .create_user(&NewUser {
-                username: "jane".into(),
-                email: "Jane@Example.com".into(),
-                ..Default::default()
-            })
-            .unwrap();
-        let id = u.id.clone().unwrap();
-        assert!(matches!(
-            s.create_user(&NewUser {
-                username: "jane".into(),
-                ..Default::default()
-            }),
-            Err(StoreError::Conflict(_))
-        ));
-        assert_eq!(s.find_user("jane@example.com").unwrap(), Some(u.clone()));
-        assert_eq!(s.find_user("jane").unwrap(), Some(u.clone()));
-        assert_eq!(s.find_user("nobody").unwrap(), None);
-        assert!(s.set_active(&id, true).unwrap());
-        assert!(s.user(&id).unwrap().unwrap().is_active);
-        assert!(!s.set_active("999", true).unwrap());
-        assert!(s.set_password_hash(&id, "h").unwrap());
-        assert_eq!(s.password_hash(&id).unwrap().as_deref(), Some("h"));
-
-        s.insert_token(&token("a", &id, "st", 100)).unwrap();
-        s.insert_token(&token("b", &id, "st", 100)).unwrap();
-        s.insert_token(&token("c", &id, "other", 100)).unwrap();
-        assert!(matches!(
-            s.insert_token(&token("a", &id, "st", 1)),
-            Err(StoreError::Conflict(_))
-        ));
-        assert_eq!(
-            s.token("a", 50).unwrap().unwrap().plan["stages"],
-            serde_json::json!([])
-        );
-        assert_eq!(
-            s.consume_token("a", 50).unwrap().unwrap().identifier,
-            "id-a"
-        );
-        assert_eq!(s.consume_token("a", 50).unwrap(), None);
-        assert_eq!(s.token("b", 101).unwrap(), None, "expired");
-        assert_eq!(s.token_count().unwrap(), 1, "expired row deleted on lookup");
-        s.insert_token(&token("d", &id, "st", 100)).unwrap();
-        assert_eq!(s.revoke_tokens(&id, "st").unwrap(), 1);
-        assert_eq!(s.token_count().unwrap(), 1);
-
-        s.add_event(&Event {
-            action: "x".into(),
-            context: serde_json::json!({"a": 1}),
-            at_ms: 1,
-        })
-        .unwrap();
-        s.add_event(&Event {
-            action: "y".into(),
-            context: serde_json::json!({}),
-            at_ms: 2,
-        })
-        .unwrap();
-        assert_eq!(s.events(Some("x")).unwrap().len(), 1);
-        assert_eq!(s.events(None).unwrap().len(), 2);
-    }
-
-    fn consume_races(s: std::sync::Arc<dyn Store>) {
-        s.insert_token(&token("race", "1", "st", 100)).unwrap();
-        let winners: usize = (0..8)
-            .map(|_| {
-                let s = s.clone();
-                std::thread::spawn(move || s.consume_token("race", 1).unwrap().is_some() as usize)
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .sum();
-        assert_eq!(winners, 1, "exactly one concurrent consumer gets the token");
+    #[test]
+    fn memory_store_conforms() {
+        check_store(Arc::new(MemoryStore::new()));
     }
 
     #[test]
-    fn concurrent_consume_has_one_winner() {
-        consume_races(std::sync::Arc::new(MemoryStore::new()));
-        let dir = tempfile::tempdir().unwrap();
-        consume_races(std::sync::Arc::new(
-            SqliteStore::open(&dir.path().join("r.db")).unwrap(),
-        ));
-    }
-
-    fn mail(id: &str) -> OutgoingMail {
-        OutgoingMail {
-            message_id: format!("<{id}@x>"),
-            envelope_from: "a@b.c".into(),
-            envelope_to: vec!["d@e.f".into()],
-            to_display: vec!["d@e.f".into()],
-            subject: "s".into(),
-            raw: b"raw bytes".to_vec(),
-            route: plugin_api::MailRoute::Global,
-        }
-    }
-
-    fn outbox(s: &dyn HostStore) {
-        assert!(s.outbox_push(&mail("1"), 0).unwrap());
-        assert!(
-            !s.outbox_push(&mail("1"), 0).unwrap(),
-            "same Message-ID is queued once"
-        );
-        assert!(s.outbox_push(&mail("2"), 5).unwrap());
-        assert_eq!(s.outbox_next_due().unwrap(), Some(0));
-        let got = s.outbox_claim(10, 1000, 10).unwrap();
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0].mail, mail("1"), "the body survives the round trip");
-        assert_eq!(got[0].attempts, 1);
-        assert!(
-            s.outbox_claim(10, 1000, 10).unwrap().is_empty(),
-            "leased rows are not claimed twice"
-        );
-        s.outbox_finish(got[0].id, &OutboxOutcome::Sent, None)
-            .unwrap();
-        let retry = OutboxOutcome::Retry {
-            at_ms: 500,
-            error: "451".into(),
-        };
-        s.outbox_finish(got[1].id, &retry, None).unwrap();
-        assert!(
-            s.outbox_claim(499, 1000, 10).unwrap().is_empty(),
-            "not due yet"
-        );
-        let again = s.outbox_claim(500, 1000, 10).unwrap();
-        assert_eq!((again.len(), again[0].attempts), (1, 2));
-        // A worker that died: its lease runs out and the row is claimed again.
-        let reclaimed = s.outbox_claim(1500, 1000, 10).unwrap();
-        assert_eq!((reclaimed.len(), reclaimed[0].attempts), (1, 3));
-        let dead = OutboxOutcome::Dead {
-            error: "550".into(),
-        };
-        let ev = Event {
-            action: "email_failed".into(),
-            context: serde_json::json!({}),
-            at_ms: 1,
-        };
-        s.outbox_finish(reclaimed[0].id, &dead, Some(&ev)).unwrap();
-        assert!(
-            !s.outbox_push(&mail("1"), 0).unwrap(),
-            "a delivered Message-ID is not queued again"
-        );
-        assert_eq!(
-            s.events(Some("email_failed")).unwrap().len(),
-            1,
-            "event written with the outcome"
-        );
-        assert_eq!(
-            s.outbox_counts().unwrap(),
-            OutboxCounts {
-                pending: 0,
-                sending: 0,
-                sent: 1,
-                dead: 1
-            }
-        );
-    }
-
-    fn sessions(s: &dyn HostStore) {
-        assert_eq!(s.session_load("k").unwrap(), None);
-        s.session_save("k", "{\"a\":1}", 1).unwrap();
-        s.session_save("k", "{\"a\":2}", 2).unwrap();
-        assert_eq!(s.session_load("k").unwrap().as_deref(), Some("{\"a\":2}"));
-    }
-
-    #[test]
-    fn sessions_memory_and_sqlite() {
-        sessions(&MemoryStore::new());
-        let dir = tempfile::tempdir().unwrap();
-        sessions(&SqliteStore::open(&dir.path().join("s.db")).unwrap());
-    }
-
-    #[test]
-    fn outbox_memory_and_sqlite() {
-        outbox(&MemoryStore::new());
-        let dir = tempfile::tempdir().unwrap();
-        outbox(&SqliteStore::open(&dir.path().join("o.db")).unwrap());
-    }
-
-    #[test]
-    fn memory_store() {
-        exercise(&MemoryStore::new());
-    }
-
-    #[test]
-    fn sqlite_store_and_reopen() {
+    fn sqlite_store_conforms_and_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.db");
-        exercise(&SqliteStore::open(&path).unwrap());
+        check_store(Arc::new(SqliteStore::open(&path).unwrap()));
         let again = SqliteStore::open(&path).unwrap();
         assert_eq!(
-            again.users().unwrap().len(),
+            super::Store::users(&again).unwrap().len(),
             1,
             "data survives a reopen; migrations not rerun"
         );

@@ -1,0 +1,33 @@
+//! The backend conformance suite (`host_harness::conformance`) on every backend:
+//! a new backend is checked by adding one line here.
+
+use std::sync::Arc;
+
+use e2e_tests::{postgres_url, redis_url, unique_name};
+use host_harness::cache::{MemoryCache, RedisCache};
+use host_harness::conformance::{check_cache, check_store};
+use host_harness::store::{MemoryStore, PostgresStore, SqliteStore};
+
+#[test]
+fn every_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    check_store(Arc::new(MemoryStore::new()));
+    check_store(Arc::new(
+        SqliteStore::open(&dir.path().join("c.db")).unwrap(),
+    ));
+    if let Some(pg) = postgres_url() {
+        check_store(Arc::new(
+            PostgresStore::open(&pg, Some(&unique_name("c"))).unwrap(),
+        ));
+    }
+}
+
+#[test]
+fn every_cache_conforms() {
+    check_cache(Arc::new(MemoryCache::new()));
+    if let Some(redis) = redis_url() {
+        check_cache(Arc::new(
+            RedisCache::open(&redis, &unique_name("c")).unwrap(),
+        ));
+    }
+}
