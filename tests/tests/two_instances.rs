@@ -1,0 +1,216 @@
+//! Two `host-harness serve` processes on different loopback ports sharing
+//! PostgreSQL and Redis, as behind a load balancer.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use e2e_tests::{
+    free_port, host_harness_bin, plugin_path, postgres_url, redis_url, unique_name, SmtpSink,
+};
+use host_harness::executor::executor_url;
+use serde_json::{json, Value};
+
+const MAX_ATTEMPTS: usize = 3;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(
+    dir: &std::path::Path,
+    pg: &str,
+    schema: &str,
+    redis: &str,
+    deployment: &str,
+    smtp_port: u16,
+    base: &str,
+) -> std::path::PathBuf {
+    let flows = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../host-harness/flows.toml"
+    ))
+    .unwrap();
+    let flows = flows.replace(
+        r#"subject = "Reset your password" }"#,
+        &format!(r#"subject = "Reset your password", recovery_max_attempts = {MAX_ATTEMPTS} }}"#),
+    );
+    assert!(
+        flows.contains("recovery_max_attempts"),
+        "flows.toml changed shape"
+    );
+    let head = format!(
+        "base_url = \"{base}\"\ndatabase = \"{pg}\"\ndatabase_schema = \"{schema}\"\ncache = \"{redis}\"\ndeployment = \"{deployment}\"\n\
+         [mail]\nfrom = \"authentik@id.example.test\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\n\
+         [[plugins]]\npath = \"{}\"\n",
+        plugin_path("email-stage-plugin").display()
+    );
+    let path = dir.join(format!("host-{}.toml", unique_name("c")));
+    std::fs::write(&path, head + &flows).unwrap();
+    path
+}
+
+fn serve(config: &std::path::Path, port: u16) -> Server {
+    let child = Command::new(host_harness_bin())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ureq::get(&format!("{base}/")).call().is_err() {
+        assert!(Instant::now() < deadline, "server on {port} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, base }
+}
+
+fn api(s: &Server, q: &str) -> String {
+    format!("{}{}", s.base, executor_url("recover", q))
+}
+
+#[test]
+fn two_serve_processes_share_links_limits_and_tokens() {
+    let (Some(pg), Some(redis)) = (postgres_url(), redis_url()) else {
+        return;
+    };
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, deployment) = (unique_name("t"), unique_name("d"));
+    let (pa, pb) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{pa}");
+    let a = serve(
+        &config(
+            dir.path(),
+            &pg,
+            &schema,
+            &redis,
+            &deployment,
+            sink.port,
+            &base,
+        ),
+        pa,
+    );
+    let b = serve(
+        &config(
+            dir.path(),
+            &pg,
+            &schema,
+            &redis,
+            &deployment,
+            sink.port,
+            &base,
+        ),
+        pb,
+    );
+    {
+        let store = host_harness::store::PostgresStore::open(&pg, Some(&schema)).unwrap();
+        host_harness::store::Store::create_user(
+            &store,
+            &host_harness::store::NewUser {
+                username: "jane".into(),
+                email: "jane@example.com".into(),
+                is_active: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+
+    // One browser at the email stage (the initial send counts as attempt 1).
+    let browser = ureq::AgentBuilder::new().build();
+    browser.get(&api(&a, "")).call().unwrap();
+    let v: Value = browser
+        .post(&api(&b, ""))
+        .send_json(json!({"uid_field": "jane"}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(v["component"], "ak-stage-email", "{v}");
+
+    // 200 concurrent "Send Email again." POSTs, split across both hosts.
+    let gate = Arc::new(Barrier::new(20));
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            let (agent, gate) = (browser.clone(), gate.clone());
+            let url = if i % 2 == 0 { api(&a, "") } else { api(&b, "") };
+            std::thread::spawn(move || {
+                gate.wait();
+                for _ in 0..10 {
+                    let v: Value = agent
+                        .post(&url)
+                        .send_json(json!({"component": "ak-stage-email"}))
+                        .unwrap()
+                        .into_json()
+                        .unwrap();
+                    assert_eq!(v["component"], "ak-stage-email");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let got = sink.wait_for(MAX_ATTEMPTS + 1, Duration::from_secs(15));
+    assert_eq!(
+        got.len(),
+        MAX_ATTEMPTS,
+        "exactly recovery_max_attempts mails for 1 + 200 sends"
+    );
+
+    // A link issued through one host, confirmed through the other, by two browsers at
+    // once: exactly one confirmation succeeds.
+    let link = got.last().unwrap().link().unwrap();
+    let q = link.split_once('?').unwrap().1.to_string();
+    let (x, y) = (
+        ureq::AgentBuilder::new().build(),
+        ureq::AgentBuilder::new().build(),
+    );
+    let tx: Value = x.get(&api(&a, &q)).call().unwrap().into_json().unwrap();
+    let ty: Value = y.get(&api(&b, &q)).call().unwrap().into_json().unwrap();
+    assert_eq!(
+        (tx["component"].as_str(), ty["component"].as_str()),
+        (Some("ak-stage-consent"), Some("ak-stage-consent"))
+    );
+    let gate = Arc::new(Barrier::new(2));
+    let confirm = |agent: ureq::Agent, url: String, token: Value, gate: Arc<Barrier>| {
+        std::thread::spawn(move || {
+            gate.wait();
+            agent
+                .post(&url)
+                .send_json(json!({"token": token}))
+                .unwrap()
+                .into_json::<Value>()
+                .unwrap()
+        })
+    };
+    let hx = confirm(x, api(&b, &q), tx["token"].clone(), gate.clone());
+    let hy = confirm(y, api(&a, &q), ty["token"].clone(), gate);
+    let results = [hx.join().unwrap(), hy.join().unwrap()];
+    let passed = results
+        .iter()
+        .filter(|v| v["component"] == "ak-stage-prompt")
+        .count();
+    let used = results
+        .iter()
+        .filter(|v| v["error_message"] == "Link was already used, please request a new link.")
+        .count();
+    assert_eq!((passed, used), (1, 1), "{results:?}");
+}
