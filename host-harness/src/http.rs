@@ -80,12 +80,13 @@ impl AppState {
         })
     }
 
-    fn stored(&self, id: &str) -> Option<WebSession> {
+    /// The stored session and its stored text.
+    fn stored(&self, id: &str) -> Option<(WebSession, String)> {
         if !self.persist {
             return None;
         }
         match self.executor.store.session_load(&sha256_hex(id)) {
-            Ok(Some(data)) => serde_json::from_str(&data).ok(),
+            Ok(Some(data)) => serde_json::from_str(&data).ok().map(|s| (s, data)),
             Ok(None) => None,
             Err(e) => {
                 tracing::error!(target: "http", error = %e, "cannot load session");
@@ -94,13 +95,17 @@ impl AppState {
         }
     }
 
-    fn save(&self, id: &str, s: &WebSession) {
+    /// Writes the session unless it is unchanged from `before` (the stored text).
+    fn save(&self, id: &str, s: &WebSession, before: Option<&str>) {
         if !self.persist {
             return;
         }
         let saved = serde_json::to_string(s)
             .map_err(|e| e.to_string())
             .and_then(|data| {
+                if before == Some(data.as_str()) {
+                    return Ok(());
+                }
                 self.executor
                     .store
                     .session_save(&sha256_hex(id), &data, self.executor.clock.now_ms())
@@ -121,7 +126,7 @@ impl AppState {
             return (id, slot.session.clone(), false);
         }
         // A session another host started (shared store).
-        if let Some((id, ws)) = id.and_then(|id| self.stored(id).map(|ws| (id, ws))) {
+        if let Some((id, (ws, _))) = id.and_then(|id| self.stored(id).map(|ws| (id, ws))) {
             let session = Arc::new(Mutex::new(ws));
             map.insert(
                 id.to_string(),
@@ -341,10 +346,12 @@ async fn run(
     let joined = tokio::task::spawn_blocking(move || {
         let (id, session, fresh) = st2.session(known.as_deref());
         let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut before = None;
         if !fresh {
             // Another host may have moved this session on since we last saw it.
-            if let Some(newer) = st2.stored(&id) {
+            if let Some((newer, raw)) = st2.stored(&id) {
                 *s = newer;
+                before = Some(raw);
             }
         }
         let outcome =
@@ -358,7 +365,7 @@ async fn run(
                     Some(b) => st2.executor.post(flow, &slug, &query, b),
                 })
             };
-        st2.save(&id, &s);
+        st2.save(&id, &s, before.as_deref());
         (outcome, fresh.then(|| (id, s.csrf.clone())))
     })
     .await;
