@@ -112,6 +112,23 @@ try {
   if (!result.recovery_identical) {
     throw new Error("recovery pages differ: " + JSON.stringify({ known, unknown }));
   }
+  // 4. Recovery completed for the known address: the newest link, a new password,
+  // signed in.
+  const files = mailFiles();
+  const resetLink = linkOf(fs.readFileSync(files[files.length - 1], "utf8"));
+  const r = await (await browser.newContext()).newPage();
+  await r.goto(resetLink);
+  await r.getByText("Continue to confirm this email address.").waitFor({ timeout: TIMEOUT });
+  await r.keyboard.press("Enter");
+  await r.getByLabel("New password", { exact: true }).waitFor({ timeout: TIMEOUT });
+  await r.getByLabel("New password", { exact: true }).fill("brand new secret 7");
+  await r.getByLabel("New password (repeat)", { exact: true }).fill("brand new secret 7");
+  await shot(r, "08-new-password.png");
+  await r.keyboard.press("Enter");
+  await r.getByText("Successfully logged in!").waitFor({ timeout: TIMEOUT });
+  await shot(r, "09-recovered.png");
+  await r.waitForURL(`${base}/`, { timeout: TIMEOUT });
+  result.recovered = true;
   result.ok = true;
 } catch (e) {
   result.ok = false;

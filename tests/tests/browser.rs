@@ -1,7 +1,8 @@
 //! The flow page in headless Chromium (playwright-core driving Debian's chromium):
 //! enroll with a fresh address, read the mail from a real SMTP server, open the link
 //! in another browser, confirm, land signed in with the account active; then recovery
-//! for an unknown address shows exactly what a known one shows. Screenshots of every
+//! for an unknown address shows exactly what a known one shows, and recovery for the
+//! known one ends with a new password, signed in. Screenshots of every
 //! step go to `target/browser-screenshots/`.
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,7 @@ fn enrollment_and_recovery_in_a_real_browser() {
     let result: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("result line");
     assert_eq!(result["recovery_identical"], true);
+    assert_eq!(result["recovered"], true);
     assert_eq!(
         result["link_host"],
         s.server.addr.to_string(),
@@ -77,5 +79,14 @@ fn enrollment_and_recovery_in_a_real_browser() {
                 .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
         })
         .count();
-    assert!(pngs >= 9, "{pngs} screenshots");
+    assert!(pngs >= 11, "{pngs} screenshots");
+    let hash = s
+        .store
+        .password_hash(user.id.as_deref().unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(
+        host_harness::builtin::verify_password("brand new secret 7", &hash),
+        "the new password was set"
+    );
 }
