@@ -60,6 +60,14 @@ fn delivered(h: &TestHost, sink: &SmtpSink, id: &str) -> bool {
         .any(|m| m.message_id == format!("{id}@test"))
 }
 
+/// STARTTLS with the sink's credentials.
+const AUTH: Opts = Opts {
+    tls: true,
+    user: "mailer",
+    password: "s3cret",
+    ..PLAIN
+};
+
 const PLAIN: Opts = Opts {
     tls: false,
     ssl: false,
@@ -94,16 +102,7 @@ fn auth_over_starttls() {
     let Some(s) = sink(&cert, &["--starttls", "--auth", "mailer:s3cret"]) else {
         return;
     };
-    let h = host(
-        &s,
-        &cert,
-        Opts {
-            tls: true,
-            user: "mailer",
-            password: "s3cret",
-            ..PLAIN
-        },
-    );
+    let h = host(&s, &cert, AUTH);
     assert!(delivered(&h, &s, "auth"));
 }
 
@@ -116,16 +115,7 @@ fn auth_login_when_the_server_offers_no_plain() {
     ) else {
         return;
     };
-    let h = host(
-        &s,
-        &cert,
-        Opts {
-            tls: true,
-            user: "mailer",
-            password: "s3cret",
-            ..PLAIN
-        },
-    );
+    let h = host(&s, &cert, AUTH);
     assert!(delivered(&h, &s, "login"));
 }
 
