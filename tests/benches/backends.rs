@@ -49,6 +49,86 @@ fn tokens(label: &str, s: &dyn HostStore) {
     println!("token insert + consume on {label}: {per:.1} µs per pair");
 }
 
+/// First sends over HTTP: each flow is a fresh browser (GET, then POST of the
+/// identifier, whose 302 the client follows into the email stage's first send).
+fn first_sends(
+    label: &str,
+    cfg_edit: impl FnOnce(&mut host_harness::config::HostConfig),
+    shared: bool,
+) {
+    use host_harness::config;
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut cfg = config::reference_config(
+        &format!("sqlite://{}", dir.path().join("h.db").display()),
+        &format!("http://{addr}"),
+        None,
+        config::MailConfig {
+            maildir: Some(dir.path().join("mail")),
+            ..Default::default()
+        },
+    );
+    cfg_edit(&mut cfg);
+    let b = config::Backends::from_config(&cfg).unwrap();
+    let ex = config::build_executor(&cfg, &[e2e_tests::email_plugin(e2e_tests::Mode::Cdylib)], b)
+        .unwrap();
+    let (threads, per) = (4, 150);
+    for i in 0..threads * per {
+        ex.store
+            .create_user(&host_harness::store::NewUser {
+                username: format!("u{i}"),
+                email: format!("u{i}@example.com"),
+                is_active: true,
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let server = host_harness::http::RunningServer::start(
+        listener,
+        host_harness::http::AppState::with_shared_sessions(ex, shared),
+    )
+    .unwrap();
+    let url = format!("http://{addr}/api/v3/flows/executor/recover/?query=");
+    let start = Instant::now();
+    let mut lat: Vec<f64> = (0..threads)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                (0..per)
+                    .map(|i| {
+                        let a = ureq::AgentBuilder::new().build();
+                        a.get(&url).call().unwrap();
+                        let t0 = Instant::now();
+                        let v: serde_json::Value = a
+                            .post(&url)
+                            .send_json(
+                                serde_json::json!({"uid_field": format!("u{}", t * per + i)}),
+                            )
+                            .unwrap()
+                            .into_json()
+                            .unwrap();
+                        assert_eq!(v["component"], "ak-stage-email");
+                        t0.elapsed().as_secs_f64() * 1e3
+                    })
+                    .collect::<Vec<f64>>()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let rate = lat.len() as f64 / start.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "first send over HTTP on {label}: {rate:.0} flows/s (4 clients), POST+302+GET p50 {:.1} ms, p99 {:.1} ms",
+        pct(0.5),
+        pct(0.99)
+    );
+    drop(server);
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -56,6 +136,20 @@ fn main() {
     rate_limit("the in-process cache", &MemoryCache::new());
     if let Some(r) = redis_url() {
         rate_limit("Redis", &RedisCache::open(&r, &unique_name("b")).unwrap());
+    }
+    first_sends("SQLite + in-process cache", |_| {}, false);
+    if let (Some(pg), Some(r)) = (postgres_url(), redis_url()) {
+        let (schema, ns) = (unique_name("b"), unique_name("b"));
+        first_sends(
+            "PostgreSQL + Redis",
+            move |cfg| {
+                cfg.database = pg;
+                cfg.database_schema = Some(schema);
+                cfg.cache = r;
+                cfg.deployment = ns;
+            },
+            true,
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     tokens(
