@@ -62,15 +62,6 @@ enum Sent {
     TemplateInvalid,
 }
 
-fn pending_user(ctx: &Map<String, Value>) -> Result<Option<User>, StageError> {
-    match ctx.get("pending_user") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone())
-            .map(Some)
-            .map_err(|e| StageError::BadContext(format!("pending_user: {e}"))),
-    }
-}
-
 fn truthy(v: Option<&Value>) -> bool {
     match v {
         None | Some(Value::Null) => false,
@@ -323,7 +314,7 @@ impl EmailStage {
 impl Stage for EmailStage {
     fn get(&self, req: &StageRequest<'_>, host: &dyn Host) -> Result<HookResult, StageError> {
         let ctx = req.context()?;
-        let Some(pending) = pending_user(&ctx)? else {
+        let Some(pending) = User::pending_in(&ctx)? else {
             tracing::debug!(target: "email_stage", "No pending user");
             return Ok(HookResult::new(Outcome::StageInvalid(None))
                 .with_message(Message::error(MSG_NO_PENDING_USER)));
@@ -352,7 +343,7 @@ impl Stage for EmailStage {
         host: &dyn Host,
     ) -> Result<HookResult, StageError> {
         let ctx = req.context()?;
-        let pending = pending_user(&ctx)?;
+        let pending = User::pending_in(&ctx)?;
         // authentik checks the rate limit before the pending user, on the pending user
         // or else the signed-in requester; an anonymous requester has no email.
         let Some(subject_user) = self.pending_or_requester(pending.clone(), req, host)? else {
@@ -388,7 +379,7 @@ impl Stage for EmailStage {
             return self.get(req, host);
         }
         let ctx = req.context()?;
-        let user = self.pending_or_requester(pending_user(&ctx)?, req, host)?;
+        let user = self.pending_or_requester(User::pending_in(&ctx)?, req, host)?;
         let Some(user_id) = user.and_then(|u| u.id).filter(|id| *id == token.user_id) else {
             tracing::warn!(target: "email_stage", "Flow token for non-matching user, denying request");
             return Ok(HookResult::new(Outcome::StageInvalid(None)));

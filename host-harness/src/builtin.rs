@@ -146,7 +146,7 @@ impl Builtin {
                 Ok(HookResult::new(Outcome::StageOk))
             }
             Self::UserLogin => {
-                let id = pending(ctx)?.and_then(|u| u.id);
+                let id = User::pending_in(ctx)?.and_then(|u| u.id);
                 let user = match id {
                     Some(id) => store.user(&id).map_err(host)?,
                     None => None,
@@ -296,15 +296,6 @@ fn to_json(u: &User) -> Value {
     serde_json::to_value(u).unwrap_or(Value::Null)
 }
 
-fn pending(ctx: &Map<String, Value>) -> Result<Option<User>, StageError> {
-    match ctx.get("pending_user") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone())
-            .map(Some)
-            .map_err(|e| StageError::BadContext(format!("pending_user: {e}"))),
-    }
-}
-
 /// Hashes a password with Argon2id (PHC string).
 pub fn hash_password(password: &str) -> Result<String, StageError> {
     use argon2::password_hash::{PasswordHasher, SaltString};
@@ -351,7 +342,7 @@ fn user_write(
     } else {
         Some(hash_password(&password)?)
     };
-    let existing = pending(ctx)?.and_then(|u| u.id);
+    let existing = User::pending_in(ctx)?.and_then(|u| u.id);
     let user = match existing {
         Some(id) => {
             let email = get("email");

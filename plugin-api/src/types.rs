@@ -32,6 +32,20 @@ fn yes() -> bool {
     true
 }
 
+impl User {
+    /// The plan context's `pending_user` (absent or `null` ⇒ `None`), read in place.
+    pub fn pending_in(
+        ctx: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<User>, crate::StageError> {
+        match ctx.get("pending_user") {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => User::deserialize(v)
+                .map(Some)
+                .map_err(|e| crate::StageError::BadContext(format!("pending_user: {e}"))),
+        }
+    }
+}
+
 /// A flow token to be created by the host.
 ///
 /// The host stores it together with a snapshot of the *current* plan of the flow the
