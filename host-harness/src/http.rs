@@ -42,6 +42,15 @@ struct WebSession {
     csrf: String,
 }
 
+/// What [`AppState::session`] found.
+struct Picked {
+    id: String,
+    session: Arc<Mutex<WebSession>>,
+    fresh: bool,
+    /// The stored text when the session was just read from the shared store.
+    stored: Option<String>,
+}
+
 /// A session and when it was last used; requests of one session run one at a time.
 struct Slot {
     session: Arc<Mutex<WebSession>>,
@@ -116,28 +125,57 @@ impl AppState {
         }
     }
 
-    /// The session with this id, or a new one (then `true`).
-    fn session(&self, id: Option<&str>) -> (String, Arc<Mutex<WebSession>>, bool) {
+    /// The session with this id, or a new one (then `fresh`). A session this host
+    /// has not seen is looked up in the shared store, outside the map's lock; its
+    /// stored text comes back so the caller need not read it again.
+    fn session(&self, id: Option<&str>) -> Picked {
         let tick = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = id.and_then(|id| map.get_mut(id)) {
-            slot.last_used = tick;
-            let id = id.unwrap_or_default().to_string();
-            return (id, slot.session.clone(), false);
+        if let Some(id) = id {
+            let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot) = map.get_mut(id) {
+                slot.last_used = tick;
+                return Picked {
+                    id: id.to_string(),
+                    session: slot.session.clone(),
+                    fresh: false,
+                    stored: None,
+                };
+            }
         }
         // A session another host started (shared store).
-        if let Some((id, (ws, _))) = id.and_then(|id| self.stored(id).map(|ws| (id, ws))) {
-            let session = Arc::new(Mutex::new(ws));
-            map.insert(
-                id.to_string(),
-                Slot {
-                    session: session.clone(),
-                    last_used: tick,
-                },
-            );
-            return (id.to_string(), session, false);
+        if let Some((id, (ws, raw))) = id.and_then(|id| self.stored(id).map(|found| (id, found))) {
+            // A concurrent request may have loaded it first: keep one copy.
+            let session = self.insert(id.to_string(), Arc::new(Mutex::new(ws)), tick);
+            return Picked {
+                id: id.to_string(),
+                session,
+                fresh: false,
+                stored: Some(raw),
+            };
         }
-        if map.len() >= MAX_SESSIONS {
+        let id = random_hex(32);
+        let session = Arc::new(Mutex::new(WebSession {
+            flow: Session::default(),
+            csrf: random_hex(16),
+        }));
+        let session = self.insert(id.clone(), session, tick);
+        Picked {
+            id,
+            session,
+            fresh: true,
+            stored: None,
+        }
+    }
+
+    /// Adds a session unless one with this id is there already; returns the one kept.
+    fn insert(
+        &self,
+        id: String,
+        session: Arc<Mutex<WebSession>>,
+        tick: u64,
+    ) -> Arc<Mutex<WebSession>> {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_SESSIONS && !map.contains_key(&id) {
             if let Some(oldest) = map
                 .iter()
                 .min_by_key(|(_, v)| v.last_used)
@@ -146,19 +184,12 @@ impl AppState {
                 map.remove(&oldest);
             }
         }
-        let id = random_hex(32);
-        let session = Arc::new(Mutex::new(WebSession {
-            flow: Session::default(),
-            csrf: random_hex(16),
-        }));
-        map.insert(
-            id.clone(),
-            Slot {
-                session: session.clone(),
-                last_used: tick,
-            },
-        );
-        (id, session, true)
+        let slot = map.entry(id).or_insert(Slot {
+            session,
+            last_used: tick,
+        });
+        slot.last_used = tick;
+        slot.session.clone()
     }
 
     /// Number of live sessions.
@@ -344,10 +375,15 @@ async fn run(
         .unwrap_or_default();
     let st2 = st.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        let (id, session, fresh) = st2.session(known.as_deref());
+        let Picked {
+            id,
+            session,
+            fresh,
+            stored,
+        } = st2.session(known.as_deref());
         let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
-        let mut before = None;
-        if !fresh {
+        let mut before = stored;
+        if !fresh && before.is_none() {
             // Another host may have moved this session on since we last saw it.
             if let Some((newer, raw)) = st2.stored(&id) {
                 *s = newer;
