@@ -27,6 +27,34 @@ struct Cluster {
     _mail: tempfile::TempDir,
 }
 
+/// The reference flows with mail into `mail`, links to `base`.
+fn mail_config(base: &str, mail: &std::path::Path) -> HostConfig {
+    config::reference_config(
+        "memory://",
+        base,
+        None,
+        config::MailConfig {
+            maildir: Some(mail.to_path_buf()),
+            ..Default::default()
+        },
+    )
+}
+
+/// A host on PostgreSQL (`schema`) and Redis (`namespace`) with its own pool and cache
+/// connection, as a separate process would have.
+fn shared_host(cfg: &HostConfig, pg: &str, schema: &str, redis: &str, namespace: &str) -> Executor {
+    let b = Backends {
+        store: Arc::new(PostgresStore::open(pg, Some(schema)).unwrap()),
+        cache: Arc::new(RedisCache::open(redis, namespace).unwrap()),
+        clock: Arc::new(ManualClock::new(1_767_225_600_000)),
+        outbox: OutboxConfig {
+            poll: Duration::from_millis(20),
+            ..Default::default()
+        },
+    };
+    config::build_executor(cfg, &[email_plugin(Mode::Cdylib)], b).unwrap()
+}
+
 fn cluster(edit: impl Fn(&mut HostConfig)) -> Option<Cluster> {
     let pg = postgres_url()?;
     let redis = redis_url()?;
@@ -34,32 +62,11 @@ fn cluster(edit: impl Fn(&mut HostConfig)) -> Option<Cluster> {
     let namespace = unique_name("ih");
     let mail = tempfile::tempdir().unwrap();
     let make = || {
-        let mut cfg = config::reference_config(
-            "memory://",
-            "https://id.example.test",
-            None,
-            config::MailConfig {
-                maildir: Some(mail.path().to_path_buf()),
-                ..Default::default()
-            },
-        );
+        let mut cfg = mail_config("https://id.example.test", mail.path());
         edit(&mut cfg);
-        // Each host opens its own pool and cache connection, as separate processes would.
-        let store: Arc<dyn HostStore> = Arc::new(PostgresStore::open(&pg, Some(&schema)).unwrap());
-        let cache: Arc<dyn Cache> = Arc::new(RedisCache::open(&redis, &namespace).unwrap());
-        let b = Backends {
-            store: store.clone(),
-            cache,
-            clock: Arc::new(ManualClock::new(1_767_225_600_000)),
-            outbox: OutboxConfig {
-                poll: Duration::from_millis(20),
-                ..Default::default()
-            },
-        };
-        (
-            config::build_executor(&cfg, &[email_plugin(Mode::Cdylib)], b).unwrap(),
-            store,
-        )
+        let ex = shared_host(&cfg, &pg, &schema, &redis, &namespace);
+        let store = ex.store.clone();
+        (ex, store)
     };
     let (a, store) = make();
     let (b, _) = make();
@@ -229,26 +236,13 @@ fn a_browser_session_moves_between_hosts_behind_a_load_balancer() {
     let lb = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", la.local_addr().unwrap());
     let server = |l: std::net::TcpListener| {
-        let cfg = config::reference_config(
-            "memory://",
-            &base,
-            None,
-            config::MailConfig {
-                maildir: Some(mail.path().to_path_buf()),
-                ..Default::default()
-            },
+        let ex = shared_host(
+            &mail_config(&base, mail.path()),
+            &pg,
+            &schema,
+            &redis,
+            &namespace,
         );
-        let store: Arc<dyn HostStore> = Arc::new(PostgresStore::open(&pg, Some(&schema)).unwrap());
-        let b = Backends {
-            store,
-            cache: Arc::new(RedisCache::open(&redis, &namespace).unwrap()),
-            clock: Arc::new(ManualClock::new(1_767_225_600_000)),
-            outbox: OutboxConfig {
-                poll: Duration::from_millis(20),
-                ..Default::default()
-            },
-        };
-        let ex = config::build_executor(&cfg, &[email_plugin(Mode::Cdylib)], b).unwrap();
         RunningServer::start(l, AppState::with_shared_sessions(ex, true)).unwrap()
     };
     let (a, b) = (server(la), server(lb));
@@ -353,15 +347,7 @@ fn a_redis_that_drops_mid_run_gives_flow_errors_then_recovers() {
     let mut redis = start();
     let url = format!("redis://127.0.0.1:{port}");
     let mail = tempfile::tempdir().unwrap();
-    let mut cfg = config::reference_config(
-        "memory://",
-        "https://id.example.test",
-        None,
-        config::MailConfig {
-            maildir: Some(mail.path().to_path_buf()),
-            ..Default::default()
-        },
-    );
+    let mut cfg = mail_config("https://id.example.test", mail.path());
     cfg.cache = url.clone();
     let b = Backends::from_config(&cfg).unwrap();
     let ex = config::build_executor(&cfg, &[email_plugin(Mode::Cdylib)], b).unwrap();
