@@ -10,7 +10,9 @@ use serde::Deserialize;
 use crate::builtin::{Builtin, KINDS};
 use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::clock::{Clock, SystemClock};
-use crate::executor::{Binding, Executor, FlowDef, InvalidResponseAction, StageImpl};
+use crate::entropy::{Entropy, SystemEntropy};
+use crate::executor::{Binding, Executor, FlowDef, InvalidResponseAction, Services, StageImpl};
+use crate::http::{HttpSettings, ServerLimits, SessionLimits};
 use crate::mail::{Delivery, MailQueue, OutboxConfig};
 use crate::store::{HostStore, MemoryStore, PostgresStore, SqliteStore};
 
@@ -183,6 +185,97 @@ impl Default for MailConfig {
     }
 }
 
+/// `[http]`: connection limits and sessions of `serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Seconds a client has to send a request head.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a request body.
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may sit with nothing in flight.
+    pub idle_timeout_secs: u64,
+    /// Most connections at once (lowered to what the descriptor limit allows).
+    pub max_connections: usize,
+    /// Seconds shutdown waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+    /// Most sessions held in memory.
+    pub max_sessions: usize,
+    /// Minutes of inactivity after which a session ends.
+    pub session_idle_minutes: u64,
+    /// Hours after which a session ends, however busy.
+    pub session_max_hours: u64,
+    /// Keep sessions in the store so several hosts share them; default: on when the
+    /// database is PostgreSQL.
+    pub shared_sessions: Option<bool>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        let d = HttpSettings::default();
+        Self {
+            header_read_timeout_secs: d.server.header_read_timeout.as_secs(),
+            body_timeout_secs: d.server.body_timeout.as_secs(),
+            idle_timeout_secs: d.server.idle_timeout.as_secs(),
+            max_connections: d.server.max_connections,
+            shutdown_grace_secs: d.server.shutdown_grace.as_secs(),
+            max_sessions: d.sessions.max_sessions,
+            session_idle_minutes: (d.sessions.idle_ms / 60_000) as u64,
+            session_max_hours: (d.sessions.absolute_ms / 3_600_000) as u64,
+            shared_sessions: None,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The server settings these describe, for a host on `database`.
+    pub fn to_settings(&self, database: &str) -> Result<HttpSettings, ConfigError> {
+        let secs = |name: &str, v: u64| {
+            if v == 0 || v > 86_400 {
+                Err(ConfigError::Invalid(format!(
+                    "http.{name}: must be 1-86400 seconds"
+                )))
+            } else {
+                Ok(std::time::Duration::from_secs(v))
+            }
+        };
+        if self.max_connections == 0 || self.max_sessions == 0 {
+            return Err(ConfigError::Invalid(
+                "http: max_connections and max_sessions must be at least 1".into(),
+            ));
+        }
+        if self.session_idle_minutes == 0 || self.session_max_hours == 0 {
+            return Err(ConfigError::Invalid(
+                "http: session_idle_minutes and session_max_hours must be at least 1".into(),
+            ));
+        }
+        Ok(HttpSettings {
+            server: ServerLimits {
+                header_read_timeout: secs(
+                    "header_read_timeout_secs",
+                    self.header_read_timeout_secs,
+                )?,
+                body_timeout: secs("body_timeout_secs", self.body_timeout_secs)?,
+                idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs)?,
+                max_connections: self.max_connections,
+                shutdown_grace: secs("shutdown_grace_secs", self.shutdown_grace_secs)?,
+            },
+            sessions: SessionLimits {
+                max_sessions: self.max_sessions,
+                idle_ms: (self.session_idle_minutes.min(525_600) * 60_000) as i64,
+                absolute_ms: (self.session_max_hours.min(8_760) * 3_600_000) as i64,
+            },
+            shared_sessions: self
+                .shared_sessions
+                .unwrap_or_else(|| is_postgres(database)),
+        })
+    }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// A plugin library to load.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,6 +322,9 @@ pub struct HostConfig {
     /// Mail.
     #[serde(default)]
     pub mail: MailConfig,
+    /// HTTP server limits and sessions (`serve`).
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Plugins.
     #[serde(default)]
     pub plugins: Vec<PluginRef>,
@@ -301,7 +397,7 @@ impl HostConfig {
 /// Opens a store from a URL: `sqlite://<path>`, `postgres://…` (in `schema`) or
 /// `memory://`.
 pub fn open_store_in(url: &str, schema: Option<&str>) -> Result<Arc<dyn HostStore>, ConfigError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres(url) {
         return PostgresStore::open(url, schema)
             .map(|s| Arc::new(s) as Arc<dyn HostStore>)
             .map_err(|e| ConfigError::Backend(format!("{}: {e}", redact_url(url))));
@@ -341,7 +437,7 @@ pub fn open_cache(url: &str, namespace: &str) -> Result<Arc<dyn Cache>, ConfigEr
 
 /// Opens a store from a URL: `sqlite://<path>` or `memory://` (see [`open_store_in`]).
 pub fn open_store(url: &str) -> Result<Arc<dyn HostStore>, ConfigError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres(url) {
         return open_store_in(url, None);
     }
     if url == "memory://" {
@@ -376,6 +472,8 @@ pub struct Backends {
     pub cache: Arc<dyn Cache>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub entropy: Arc<dyn Entropy>,
     /// Mail delivery workers.
     pub outbox: OutboxConfig,
 }
@@ -387,6 +485,7 @@ impl Backends {
             store: open_store_in(&cfg.database, cfg.database_schema.as_deref())?,
             cache: open_cache(&cfg.cache, &format!("ih:{}", cfg.deployment))?,
             clock: Arc::new(SystemClock),
+            entropy: Arc::new(SystemEntropy),
             outbox: cfg.mail.outbox.to_config()?,
         })
     }
@@ -510,10 +609,13 @@ pub fn build_executor(
         cfg.mail.from.clone(),
         cfg.flows.clone(),
         bindings,
-        backends.store,
-        backends.cache,
-        Arc::new(mail),
-        backends.clock,
+        Services {
+            store: backends.store,
+            cache: backends.cache,
+            mail: Arc::new(mail),
+            clock: backends.clock,
+            entropy: backends.entropy,
+        },
     ))
 }
 

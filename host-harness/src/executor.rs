@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::builtin::Builtin;
 use crate::cache::Cache;
 use crate::clock::Clock;
+use crate::entropy::{self, Entropy};
 use crate::mail::MailQueue;
 use crate::services::RequestHost;
 use crate::store::{Event, HostStore};
@@ -154,6 +155,22 @@ pub struct Executor {
     pub mail: Arc<MailQueue>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Randomness (consent tokens, request ids, session ids).
+    pub entropy: Arc<dyn Entropy>,
+}
+
+/// The backends an [`Executor`] runs on.
+pub struct Services {
+    /// Storage.
+    pub store: Arc<dyn HostStore>,
+    /// Cache.
+    pub cache: Arc<dyn Cache>,
+    /// Outgoing mail.
+    pub mail: Arc<MailQueue>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub entropy: Arc<dyn Entropy>,
 }
 
 /// The executor URL of a flow with its `query`.
@@ -168,6 +185,56 @@ fn query_param(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// Where a plugin hook is called from.
+#[derive(Clone, Copy)]
+struct PluginCall<'a> {
+    stage: &'a dyn Stage,
+    namespace: &'a str,
+    flow: &'a FlowDef,
+    name: &'a str,
+    requester: Option<&'a str>,
+    query: &'a str,
+}
+
+/// The text of a caught panic.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// The redirect target for a finished flow's `next`, as a path on the host's own
+/// origin, or `None` when `next` is unsafe: it must resolve against `base_url` to
+/// the same scheme, host and port, and may hold no control character, space or
+/// backslash anywhere (browsers drop TAB and LF, so `/\t/evil.test` would otherwise
+/// become `//evil.test`).
+pub fn same_origin_target(base_url: &str, next: &str) -> Option<String> {
+    if next.is_empty()
+        || next
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return None;
+    }
+    let base = url::Url::parse(base_url).ok()?;
+    let target = base.join(next).ok()?;
+    if target.origin() != base.origin() {
+        return None;
+    }
+    let mut to = target.path().to_string();
+    if let Some(q) = target.query() {
+        to.push('?');
+        to.push_str(q);
+    }
+    if let Some(f) = target.fragment() {
+        to.push('#');
+        to.push_str(f);
+    }
+    // A path starting `//` would be read as another host.
+    (to.starts_with('/') && !to.starts_with("//")).then_some(to)
+}
+
 fn pending_display(ctx: &Map<String, Value>) -> String {
     ctx.get("pending_user")
         .and_then(|u| u.get("username"))
@@ -180,27 +247,67 @@ fn pending_display(ctx: &Map<String, Value>) -> String {
 impl Executor {
     /// Assembles an executor. Callers validate flows and bindings (see
     /// [`crate::config`]).
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         base_url: String,
         from_address: String,
         flows: Vec<FlowDef>,
         bindings: Vec<Binding>,
-        store: Arc<dyn HostStore>,
-        cache: Arc<dyn Cache>,
-        mail: Arc<MailQueue>,
-        clock: Arc<dyn Clock>,
+        services: Services,
     ) -> Self {
         Self {
             base_url: base_url.trim_end_matches('/').to_string(),
             from_address,
             flows: flows.into_iter().map(|f| (f.slug.clone(), f)).collect(),
             bindings: bindings.into_iter().map(|b| (b.name.clone(), b)).collect(),
-            store,
-            cache,
-            mail,
-            clock,
+            store: services.store,
+            cache: services.cache,
+            mail: services.mail,
+            clock: services.clock,
+            entropy: services.entropy,
         }
+    }
+
+    /// Whether a session holds anything a later request needs: a signed-in user, a
+    /// message not yet shown, a confirmation prompt, or a plan that moved past its
+    /// start. A session without state need not be stored.
+    pub fn session_has_state(&self, s: &Session) -> bool {
+        s.user_id.is_some()
+            || !s.messages.is_empty()
+            || s.consent_token.is_some()
+            || s.plan.as_ref().is_some_and(|p| !self.is_pristine(p))
+    }
+
+    /// A plan exactly as [`Executor::plan_flow`] makes it for an anonymous visitor.
+    fn is_pristine(&self, p: &Plan) -> bool {
+        p.context.is_empty()
+            && self.flows.get(&p.flow_slug).is_some_and(|f| {
+                f.stages.len() == p.stages.len()
+                    && f.stages
+                        .iter()
+                        .zip(&p.stages)
+                        .all(|(name, e)| matches!(e, PlanEntry::Stage { name: n } if n == name))
+            })
+    }
+
+    /// Records a `system_exception` event (messages cleansed) and logs it; returns
+    /// the request id shown to the user.
+    pub fn record_system_exception(&self, stage: &str, detail: &str) -> String {
+        let request_id = entropy::hex(&*self.entropy, 8).unwrap_or_else(|_| "unavailable".into());
+        tracing::error!(target: "executor", stage, %request_id, error = %detail, "System exception during flow execution.");
+        let event = Event {
+            action: "system_exception".into(),
+            context: crate::services::cleanse(&json!({
+                "message": "System exception during flow execution.",
+                "stage": stage,
+                "error": detail,
+                "request_id": request_id,
+            })),
+            at_ms: self.clock.now_ms(),
+        };
+        if let Err(e) = self.store.add_event(&event) {
+            tracing::error!(target: "executor", error = %e, "cannot record the event");
+        }
+        request_id
     }
 
     /// A configured flow.
@@ -364,11 +471,13 @@ impl Executor {
     fn finish(&self, s: &mut Session, flow: &FlowDef) -> Response {
         s.plan = None;
         let to = match query_param(&s.get_params, "next") {
-            Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
-            Some(_) => {
-                s.messages.push(Message::error("Invalid next URL"));
-                "/".into()
-            }
+            Some(n) => match same_origin_target(&self.base_url, &n) {
+                Some(to) => to,
+                None => {
+                    s.messages.push(Message::error("Invalid next URL"));
+                    "/".into()
+                }
+            },
             None => "/".into(),
         };
         s.get_params.clear();
@@ -433,12 +542,8 @@ impl Executor {
                 )
             }
         }
-        let mut b = [0u8; 16];
-        let token = match getrandom::fill(&mut b) {
-            Ok(()) => uuid::Builder::from_random_bytes(b)
-                .into_uuid()
-                .hyphenated()
-                .to_string(),
+        let token = match entropy::uuid4(&*self.entropy) {
+            Ok(t) => t,
             Err(e) => {
                 return self.flow_error(
                     s,
@@ -470,20 +575,7 @@ impl Executor {
     }
 
     fn flow_error(&self, s: &mut Session, flow: &FlowDef, stage: &str, e: &StageError) -> Response {
-        let mut b = [0u8; 8];
-        let _ = getrandom::fill(&mut b);
-        let request_id: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        tracing::error!(target: "executor", stage, %request_id, error = %e, "System exception during flow execution.");
-        let _ = self.store.add_event(&Event {
-            action: "system_exception".into(),
-            context: crate::services::cleanse(&json!({
-                "message": "System exception during flow execution.",
-                "stage": stage,
-                "error": e.to_string(),
-                "request_id": request_id,
-            })),
-            at_ms: self.clock.now_ms(),
-        });
+        let request_id = self.record_system_exception(stage, &e.to_string());
         if matches!(e, StageError::Panicked(_)) {
             return self.deny(s, flow, None);
         }
@@ -506,11 +598,34 @@ impl Executor {
             let e = StageError::Internal(format!("stage binding '{name}' does not exist"));
             return self.flow_error(s, flow, name, &e);
         };
-        let result = match &binding.imp {
+        // A panic in any stage, built in or linked in-process, becomes an error here:
+        // the flow is denied and an event recorded, as for a panic in a plugin library.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.run_binding(s, flow, query, name, binding, body)
+        }));
+        let result = match ran {
+            Ok(Ok(result)) => result,
+            Ok(Err(response)) => return response,
+            Err(panic) => Err(StageError::Panicked(panic_text(&*panic))),
+        };
+        self.apply(s, flow, query, name, result)
+    }
+
+    /// Calls the binding's hook; `Err` is an answer decided before any hook ran.
+    fn run_binding(
+        &self,
+        s: &mut Session,
+        flow: &FlowDef,
+        query: &str,
+        name: &str,
+        binding: &Binding,
+        body: Option<&Value>,
+    ) -> Result<Result<HookResult, StageError>, Response> {
+        match &binding.imp {
             StageImpl::Builtin(b) => {
                 let mut login = None;
                 let Some(plan) = s.plan.as_mut() else {
-                    return self.finish(s, flow);
+                    return Err(self.finish(s, flow));
                 };
                 let r = match body {
                     Some(body) => b.post(body, &mut plan.context, &*self.store, &mut login),
@@ -519,7 +634,7 @@ impl Executor {
                 if login.is_some() {
                     s.user_id = login;
                 }
-                r
+                Ok(r)
             }
             StageImpl::Plugin { stage, namespace } => {
                 if body.is_some() && binding.invalid_response_action != InvalidResponseAction::Retry
@@ -531,38 +646,38 @@ impl Executor {
                         _ => Map::new(),
                     };
                     s.plan = Some(self.plan_flow(flow, s.user_id.as_deref(), ctx));
-                    return Response::Redirect(executor_url(&flow.slug, query));
+                    return Err(Response::Redirect(executor_url(&flow.slug, query)));
                 }
                 let Some(plan) = s.plan.as_ref() else {
-                    return self.finish(s, flow);
+                    return Err(self.finish(s, flow));
                 };
-                self.call_plugin(
-                    &**stage,
+                let call = PluginCall {
+                    stage: &**stage,
                     namespace,
                     flow,
                     name,
-                    plan,
-                    s.user_id.as_deref(),
+                    requester: s.user_id.as_deref(),
                     query,
-                    body,
-                )
+                };
+                Ok(self.call_plugin(&call, plan, body))
             }
-        };
-        self.apply(s, flow, query, name, result)
+        }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn call_plugin(
         &self,
-        stage: &dyn Stage,
-        namespace: &str,
-        flow: &FlowDef,
-        name: &str,
+        call: &PluginCall<'_>,
         plan: &Plan,
-        requester: Option<&str>,
-        query: &str,
         body: Option<&Value>,
     ) -> Result<HookResult, StageError> {
+        let PluginCall {
+            stage,
+            namespace,
+            flow,
+            name,
+            requester,
+            query,
+        } = *call;
         let context_json = serde_json::to_string(&plan.context)
             .map_err(|e| StageError::BadContext(e.to_string()))?;
         let req = StageRequest {
@@ -580,6 +695,7 @@ impl Executor {
             cache: &*self.cache,
             mail: &self.mail,
             clock: &*self.clock,
+            entropy: &*self.entropy,
             plan,
             namespace,
             from_address: &self.from_address,

@@ -20,6 +20,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod conformance;
+pub mod entropy;
 pub mod executor;
 pub mod http;
 pub mod mail;

@@ -217,10 +217,10 @@ fn main() -> anyhow::Result<()> {
             if let Some(c) = cache {
                 cfg.cache = c;
             }
-            let shared = cfg.database.starts_with("postgres");
+            let settings = cfg.http.to_settings(&cfg.database)?;
             let plugins = config::load_plugins(&cfg)?;
             let ex = config::build_executor(&cfg, &plugins, config::Backends::from_config(&cfg)?)?;
-            let state = host_harness::http::AppState::with_shared_sessions(ex, shared);
+            let state = host_harness::http::AppState::with_settings(ex, settings);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(&listen)

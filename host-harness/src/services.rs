@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::cache::Cache;
 use crate::clock::Clock;
+use crate::entropy::Entropy;
 use crate::executor::{Plan, PlanEntry};
 use crate::mail::MailQueue;
 use crate::store::{Event, Store, StoredToken};
@@ -22,6 +23,8 @@ pub struct RequestHost<'a> {
     pub mail: &'a MailQueue,
     /// Time.
     pub clock: &'a dyn Clock,
+    /// Randomness.
+    pub entropy: &'a dyn Entropy,
     /// The plan of the running flow (snapshotted into new tokens).
     pub plan: &'a Plan,
     /// Cache-key namespace of the calling plugin.
@@ -178,7 +181,9 @@ impl Host for RequestHost<'_> {
         self.clock.now_ms()
     }
     fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
-        getrandom::fill(buf).map_err(|e| HostError::Unavailable(format!("randomness: {e}")))
+        self.entropy
+            .fill(buf)
+            .map_err(|e| HostError::Unavailable(e.to_string()))
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use host_harness::cache::MemoryCache;
 use host_harness::clock::ManualClock;
 use host_harness::config::{self, Backends, HostConfig, MailConfig, SmtpConfig};
+use host_harness::entropy::{Entropy, SystemEntropy};
 use host_harness::executor::Executor;
 use host_harness::mail::OutboxConfig;
 use host_harness::maildir::{self, ReceivedMail};
@@ -146,6 +147,16 @@ pub fn host_with(
     store: Arc<dyn HostStore>,
     edit: impl FnOnce(&mut HostConfig),
 ) -> TestHost {
+    host_custom(plugins, store, Arc::new(SystemEntropy), edit)
+}
+
+/// Like [`host_with`] with an explicit source of randomness.
+pub fn host_custom(
+    plugins: Vec<Arc<dyn Plugin>>,
+    store: Arc<dyn HostStore>,
+    entropy: Arc<dyn Entropy>,
+    edit: impl FnOnce(&mut HostConfig),
+) -> TestHost {
     let mail_dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = config::reference_config(
         "memory://",
@@ -166,6 +177,7 @@ pub fn host_with(
             store: store.clone(),
             cache: cache.clone(),
             clock: clock.clone(),
+            entropy,
             outbox: OutboxConfig {
                 poll: Duration::from_millis(20),
                 ..Default::default()
@@ -398,12 +410,36 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server; `edit` may change the configuration.
     pub fn start(mode: Mode, edit: impl FnOnce(&mut HostConfig)) -> Self {
+        Self::start_with(mode, edit, host_harness::http::HttpSettings::default())
+    }
+
+    /// Like [`TestServer::start`] with these HTTP settings.
+    pub fn start_with(
+        mode: Mode,
+        edit: impl FnOnce(&mut HostConfig),
+        settings: host_harness::http::HttpSettings,
+    ) -> Self {
+        Self::start_custom(mode, edit, settings, Arc::new(SystemEntropy))
+    }
+
+    /// Like [`TestServer::start_with`] with an explicit source of randomness.
+    pub fn start_custom(
+        mode: Mode,
+        edit: impl FnOnce(&mut HostConfig),
+        settings: host_harness::http::HttpSettings,
+        entropy: Arc<dyn Entropy>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let h = host(mode, |cfg| {
-            cfg.base_url = format!("http://{addr}");
-            edit(cfg);
-        });
+        let h = host_custom(
+            vec![email_plugin(mode)],
+            Arc::new(MemoryStore::new()),
+            entropy,
+            |cfg| {
+                cfg.base_url = format!("http://{addr}");
+                edit(cfg);
+            },
+        );
         let TestHost {
             ex,
             clock,
@@ -411,7 +447,7 @@ impl TestServer {
             mail_dir,
             ..
         } = h;
-        let state = host_harness::http::AppState::new(ex);
+        let state = host_harness::http::AppState::with_settings(ex, settings);
         let server = host_harness::http::RunningServer::start(listener, state).expect("serve");
         Self {
             server,

@@ -47,6 +47,7 @@ fn shared_host(cfg: &HostConfig, pg: &str, schema: &str, redis: &str, namespace:
         store: Arc::new(PostgresStore::open(pg, Some(schema)).unwrap()),
         cache: Arc::new(RedisCache::open(redis, namespace).unwrap()),
         clock: Arc::new(ManualClock::new(1_767_225_600_000)),
+        entropy: Arc::new(host_harness::entropy::SystemEntropy),
         outbox: OutboxConfig {
             poll: Duration::from_millis(20),
             ..Default::default()

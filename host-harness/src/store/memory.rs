@@ -17,7 +17,7 @@ struct Mem {
     tokens: HashMap<String, StoredToken>,
     events: Vec<Event>,
     outbox: MemOutbox,
-    sessions: HashMap<String, String>,
+    sessions: HashMap<String, (String, i64)>,
 }
 
 /// Everything in process memory; for tests and benchmarks.
@@ -298,12 +298,30 @@ impl OutboxStore for MemoryStore {
 
 impl SessionStore for MemoryStore {
     fn session_load(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.lock().sessions.get(key).cloned())
+        Ok(self.lock().sessions.get(key).map(|(d, _)| d.clone()))
     }
-    fn session_save(&self, key: &str, data: &str, _now_ms: i64) -> Result<(), StoreError> {
+    fn session_save(&self, key: &str, data: &str, now_ms: i64) -> Result<(), StoreError> {
         self.lock()
             .sessions
-            .insert(key.to_string(), data.to_string());
+            .insert(key.to_string(), (data.to_string(), now_ms));
         Ok(())
+    }
+    fn session_delete(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().sessions.remove(key);
+        Ok(())
+    }
+    fn session_sweep(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        let mut m = self.lock();
+        let old: Vec<String> = m
+            .sessions
+            .iter()
+            .filter(|(_, (_, at))| *at < before_ms)
+            .map(|(k, _)| k.clone())
+            .take(limit)
+            .collect();
+        for k in &old {
+            m.sessions.remove(k);
+        }
+        Ok(old.len() as u64)
     }
 }

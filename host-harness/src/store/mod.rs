@@ -184,8 +184,12 @@ pub trait OutboxStore: Send + Sync {
 pub trait SessionStore: Send + Sync {
     /// The stored session data (JSON) under `key`.
     fn session_load(&self, key: &str) -> Result<Option<String>, StoreError>;
-    /// Stores session data under `key`.
+    /// Stores session data under `key`, last used at `now_ms`.
     fn session_save(&self, key: &str, data: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// Deletes the session under `key` (logout, rotation, expiry).
+    fn session_delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Deletes up to `limit` sessions last used before `before_ms`; how many.
+    fn session_sweep(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError>;
 }
 
 /// Storage with an outbox and sessions: what a host needs.

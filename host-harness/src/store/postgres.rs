@@ -66,6 +66,10 @@ CREATE TABLE sessions (
     updated_ms BIGINT NOT NULL
 );
 "#,
+    r#"
+CREATE INDEX sessions_updated ON sessions (updated_ms);
+CREATE INDEX flow_tokens_expiry ON flow_tokens (expires_ms);
+"#,
 ];
 
 type Manager = PostgresConnectionManager<NoTls>;
@@ -510,5 +514,20 @@ impl SessionStore for PostgresStore {
             )
             .map_err(db)?;
         tx.commit().map_err(db)
+    }
+    fn session_delete(&self, key: &str) -> Result<(), StoreError> {
+        self.conn()?
+            .execute("DELETE FROM sessions WHERE key = $1", &[&key])
+            .map_err(db)?;
+        Ok(())
+    }
+    fn session_sweep(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        self.conn()?
+            .execute(
+                "DELETE FROM sessions WHERE key IN
+                 (SELECT key FROM sessions WHERE updated_ms < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                &[&before_ms, &(limit as i64)],
+            )
+            .map_err(db)
     }
 }

@@ -67,6 +67,10 @@ CREATE TABLE sessions (
     updated_ms INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE INDEX sessions_updated ON sessions (updated_ms);
+CREATE INDEX flow_tokens_expiry ON flow_tokens (expires_ms);
+"#,
 ];
 
 /// SQLite, the embedded default: one file, migrated at open.
@@ -461,5 +465,18 @@ impl SessionStore for SqliteStore {
             )?
             .execute(params![key, data, now_ms])?;
         Ok(())
+    }
+    fn session_delete(&self, key: &str) -> Result<(), StoreError> {
+        self.update("DELETE FROM sessions WHERE key = ?1", [key])?;
+        Ok(())
+    }
+    fn session_sweep(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "DELETE FROM sessions WHERE key IN
+                 (SELECT key FROM sessions WHERE updated_ms < ?1 LIMIT ?2)",
+            )?
+            .execute(params![before_ms, limit as i64])? as u64)
     }
 }
