@@ -2,6 +2,7 @@
 
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
+use plugin_api::address::EmailAddress;
 
 /// Why a message could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,10 +28,9 @@ pub struct Composed {
     pub raw: Vec<u8>,
 }
 
-/// Largest accepted address (RFC 5321 path limit).
-const MAX_ADDRESS: usize = 254;
-
-/// Parses a recipient; CR/LF are removed from the address (authentik's sanitising).
+/// Parses a recipient by the rules every part of the host shares
+/// ([`plugin_api::address`]); CR/LF are removed from the address first (authentik's
+/// sanitising) and from the name. IDN domains go out as punycode.
 pub fn recipient(name: &str, address: &str) -> Result<Mailbox, ComposeError> {
     let addr: String = address
         .chars()
@@ -40,29 +40,16 @@ pub fn recipient(name: &str, address: &str) -> Result<Mailbox, ComposeError> {
         .chars()
         .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
         .collect();
-    if addr.len() > MAX_ADDRESS {
-        let head: String = addr.chars().take(32).collect();
-        return Err(ComposeError::Recipient(format!(
-            "{head}… (longer than {MAX_ADDRESS} bytes)"
-        )));
-    }
-    let (local, domain) = addr
-        .rsplit_once('@')
-        .ok_or_else(|| ComposeError::Recipient(addr.clone()))?;
-    if !local.is_ascii() {
-        return Err(ComposeError::Recipient(format!(
-            "{addr} (a non-ASCII local part needs SMTPUTF8, which is not supported)"
-        )));
-    }
-    // IDN domains go out as punycode, so headers and envelope stay ASCII.
-    let domain =
-        idna::domain_to_ascii(domain).map_err(|_| ComposeError::Recipient(addr.clone()))?;
-    let parsed: Address =
-        Address::new(local, &domain).map_err(|_| ComposeError::Recipient(addr.clone()))?;
+    let parsed = EmailAddress::parse(&addr).map_err(|e| {
+        let shown: String = addr.chars().take(64).collect();
+        ComposeError::Recipient(format!("{shown} ({e})"))
+    })?;
+    let address = Address::new(parsed.local(), parsed.domain())
+        .map_err(|e| ComposeError::Recipient(format!("{parsed} ({e})")))?;
     let name = name.trim();
     Ok(Mailbox::new(
         (!name.is_empty()).then(|| name.to_string()),
-        parsed,
+        address,
     ))
 }
 

@@ -66,6 +66,11 @@ pub struct RawConfig {
     pub rate_limit_key: RateLimitKey,
     /// Deviation switch: any restored token lets this stage pass, not only its own.
     pub restore_any_stage: bool,
+    /// Hardening: `jane+tag@x` counts against the limit of `jane@x`.
+    pub rate_limit_fold_plus_tag: bool,
+    /// Hardening: sends allowed per user inside the window, whatever the addresses
+    /// (0 = no per-user limit).
+    pub rate_limit_per_user: i64,
 }
 
 impl Default for RawConfig {
@@ -92,6 +97,8 @@ impl Default for RawConfig {
             rate_limit_initial_send: true,
             rate_limit_key: RateLimitKey::Recipient,
             restore_any_stage: false,
+            rate_limit_fold_plus_tag: true,
+            rate_limit_per_user: 10,
         }
     }
 }
@@ -127,7 +134,14 @@ pub struct Config {
     pub rate_limit_key: RateLimitKey,
     /// See [`RawConfig::restore_any_stage`].
     pub restore_any_stage: bool,
+    /// See [`RawConfig::rate_limit_fold_plus_tag`].
+    pub rate_limit_fold_plus_tag: bool,
+    /// Sends per user inside the window; `None` for no per-user limit.
+    pub per_user_max: Option<u32>,
 }
+
+/// Longest link validity accepted: 100 years.
+const MAX_TOKEN_EXPIRY_MS: i64 = 100 * 366 * 86_400_000;
 
 /// Largest accepted configuration document.
 pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
@@ -194,10 +208,29 @@ impl RawConfig {
         }
         let max_attempts = u32::try_from(self.recovery_max_attempts)
             .map_err(|_| cfg_err("recovery_max_attempts", "too large"))?;
+        let per_user_max = match u32::try_from(self.rate_limit_per_user) {
+            Ok(0) => None,
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(cfg_err(
+                    "rate_limit_per_user",
+                    "must be 0 (no per-user limit) or a positive number",
+                ))
+            }
+        };
         let window = duration::parse(&self.recovery_cache_timeout)
             .map_err(|e| cfg_err("recovery_cache_timeout", e))?;
         let token_expiry =
             duration::parse(&self.token_expiry).map_err(|e| cfg_err("token_expiry", e))?;
+        if token_expiry.as_millis() <= 0 {
+            return Err(cfg_err("token_expiry", "must be a positive duration"));
+        }
+        if token_expiry.as_millis() > MAX_TOKEN_EXPIRY_MS {
+            return Err(cfg_err(
+                "token_expiry",
+                "must be at most 100 years (dates past year 9999 cannot be shown in mail)",
+            ));
+        }
         if self.subject.contains(['\r', '\n']) {
             return Err(cfg_err("subject", "must not contain line breaks"));
         }
@@ -249,6 +282,8 @@ impl RawConfig {
             rate_limit_initial_send: self.rate_limit_initial_send,
             rate_limit_key: self.rate_limit_key,
             restore_any_stage: self.restore_any_stage,
+            rate_limit_fold_plus_tag: self.rate_limit_fold_plus_tag,
+            per_user_max,
         })
     }
 }
@@ -281,7 +316,9 @@ pub fn schema() -> serde_json::Value {
             "revoke_previous_tokens": {"type": "boolean", "default": true},
             "rate_limit_initial_send": {"type": "boolean", "default": true},
             "rate_limit_key": {"enum": ["recipient", "pending_user_email"], "default": "recipient"},
-            "restore_any_stage": {"type": "boolean", "default": false}
+            "restore_any_stage": {"type": "boolean", "default": false},
+            "rate_limit_fold_plus_tag": {"type": "boolean", "default": true},
+            "rate_limit_per_user": {"type": "integer", "minimum": 0, "default": d.rate_limit_per_user}
         }
     })
 }
@@ -334,6 +371,10 @@ mod tests {
         assert!(err(r#"{"port": 70000}"#).contains("TCP port"));
         assert!(err(r#"{"subject": "a\r\nBcc: x@y.z"}"#).contains("line breaks"));
         assert!(err(r#"{"token_length": 10}"#).contains("128 bits"));
+        assert!(err(r#"{"token_expiry": "minutes=-30"}"#).contains("positive"));
+        assert!(err(r#"{"token_expiry": "seconds=0"}"#).contains("positive"));
+        assert!(err(r#"{"token_expiry": "days=3000000"}"#).contains("100 years"));
+        assert!(err(r#"{"rate_limit_per_user": -1}"#).contains("rate_limit_per_user"));
         assert!(err(r#"{"colour": "blue"}"#).contains("unknown field"));
         assert!(err(r#"{"port": "25"}"#).contains("invalid type"));
         assert!(err("{\"port\": 25,").contains("line 1"));
@@ -353,6 +394,6 @@ mod tests {
         let s = schema();
         let props = s["properties"].as_object().unwrap();
         let raw = serde_json::to_value(props.keys().collect::<Vec<_>>()).unwrap();
-        assert_eq!(props.len(), 21, "{raw}");
+        assert_eq!(props.len(), 23, "{raw}");
     }
 }

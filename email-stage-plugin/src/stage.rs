@@ -2,10 +2,11 @@
 //!
 //! Plain Rust over [`plugin_api::Host`]; the exported module calls the same code.
 
+use plugin_api::address::EmailAddress;
 use plugin_api::token::{generate_key, hash_key, sha256_hex};
 use plugin_api::{
-    FlowToken, HookResult, Host, Message, NewFlowToken, Outcome, OutgoingMail, RateLimit, Stage,
-    StageError, StageRequest, User,
+    FlowToken, HookResult, Host, HostError, MailRoute, Message, NewFlowToken, Outcome,
+    OutgoingMail, RateLimit, Stage, StageError, StageRequest, User,
 };
 use serde_json::{json, Map, Value};
 
@@ -60,6 +61,8 @@ pub struct EmailStage {
 enum Sent {
     Queued,
     TemplateInvalid,
+    /// The host refused another mail now; retry after this many minutes.
+    Limited(u64),
 }
 
 fn truthy(v: Option<&Value>) -> bool {
@@ -150,7 +153,14 @@ impl EmailStage {
         }
     }
 
-    /// Checks and records one send. `Some(minutes)` when limited.
+    /// Checks and records one send against the per-address limit, then the per-user
+    /// one. `Some(minutes)` when either refuses.
+    ///
+    /// The address key is canonical ([`EmailAddress::limit_key`]: IDN as punycode,
+    /// lower case, quotes removed, `+tag` folded unless switched off), so spelling
+    /// variants of one mailbox share a limit. The per-user limit is keyed on the
+    /// user's id; a placeholder user, who has none, is keyed on the address, so both
+    /// paths make the same calls.
     fn rate_limited(
         &self,
         user: &User,
@@ -166,14 +176,33 @@ impl EmailStage {
             RateLimitKey::Recipient => override_address(ctx)?.unwrap_or_else(|| user.email.clone()),
             RateLimitKey::PendingUserEmail => user.email.clone(),
         };
-        let key = format!("{RATE_LIMIT_PREFIX}{}", sha256_hex(&address.to_lowercase()));
+        let canonical = match EmailAddress::parse(&address) {
+            Ok(a) => a.limit_key(self.config.rate_limit_fold_plus_tag),
+            Err(_) => address.to_lowercase(),
+        };
         let window_ms = self.config.window.as_millis() as u64;
-        match host.rate_limit(&key, window_ms, self.config.max_attempts, host.now_ms())? {
-            RateLimit::Allowed => Ok(None),
-            RateLimit::Limited { retry_after_ms } => {
-                Ok(Some(retry_after_ms.div_ceil(60_000).max(1)))
-            }
+        let now = host.now_ms();
+        let key = format!("{RATE_LIMIT_PREFIX}{}", sha256_hex(&canonical));
+        let mut decision = host.rate_limit(&key, window_ms, self.config.max_attempts, now)?;
+        if let (RateLimit::Allowed, Some(per_user)) = (decision, self.config.per_user_max) {
+            let subject = match &user.id {
+                Some(id) => format!("id:{id}"),
+                None => format!("address:{canonical}"),
+            };
+            let key = format!("{RATE_LIMIT_PREFIX}user/{}", sha256_hex(&subject));
+            decision = host.rate_limit(&key, window_ms, per_user, now)?;
         }
+        Ok(match decision {
+            RateLimit::Allowed => None,
+            RateLimit::Limited { retry_after_ms } => Some(retry_after_ms.div_ceil(60_000).max(1)),
+        })
+    }
+
+    /// The rate-limit window in whole minutes, at least one.
+    fn window_minutes(&self) -> u64 {
+        (self.config.window.as_millis().max(0) as u64)
+            .div_ceil(60_000)
+            .max(1)
     }
 
     /// Issues a token and queues the mail (authentik's `send_email`).
@@ -240,13 +269,8 @@ impl EmailStage {
         );
         let composed = compose::compose(from, to, &self.config.subject, &message_id, html, text)
             .map_err(|e: ComposeError| StageError::Internal(e.to_string()))?;
-        if placeholder {
-            // Anti-enumeration: the same lookups and rendering as a real send, but no
-            // token and no mail. The lookup stands in for the token insert's round trip.
-            let _ = host.flow_token(&key_hash)?;
-            tracing::debug!(target: "email_stage", "placeholder user: nothing sent");
-            return Ok(Sent::Queued);
-        }
+        // Anti-enumeration: a placeholder user gets the same token and mail, stored
+        // the same way, as decoys the host never restores or delivers.
         let user_id = pending.id.clone().unwrap_or_default();
         let mut identifier = slugify(&format!("ak-email-stage-{}-", self.name));
         identifier.truncate(255 - 36);
@@ -260,8 +284,9 @@ impl EmailStage {
             intent: "verification".into(),
             revoke_on_execution: false,
             confirm_header: Some(CONSENT_HEADER.into()),
+            decoy: placeholder,
         })?;
-        host.enqueue_mail(&OutgoingMail {
+        let queued = host.enqueue_mail(&OutgoingMail {
             message_id: message_id.clone(),
             envelope_from: composed.envelope_from,
             envelope_to: vec![composed.envelope_to],
@@ -269,8 +294,21 @@ impl EmailStage {
             subject: self.config.subject.clone(),
             raw: composed.raw,
             route: self.config.route.clone(),
-        })?;
-        tracing::info!(target: "email_stage", stage = %self.name, %message_id, "verification mail queued");
+            decoy: placeholder,
+        });
+        match queued {
+            Ok(()) => {}
+            // The host's own limit (mails per browser session): the token just stored
+            // is inert, since its key went nowhere.
+            Err(HostError::Limited(why)) => {
+                tracing::info!(target: "email_stage", stage = %self.name, %why, "host refused the mail");
+                return Ok(Sent::Limited(self.window_minutes()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if !placeholder {
+            tracing::info!(target: "email_stage", stage = %self.name, %message_id, "verification mail queued");
+        }
         Ok(Sent::Queued)
     }
 
@@ -332,6 +370,9 @@ impl Stage for EmailStage {
         match self.send_email(req, &ctx, &pending, "GET", host)? {
             Sent::Queued => Ok(HookResult::new(Outcome::Challenge(challenge()))
                 .with_context("email_sent", Value::Bool(true))),
+            Sent::Limited(minutes) => Ok(HookResult::new(Outcome::Challenge(challenge()))
+                .with_context("email_sent", Value::Bool(true))
+                .with_message(Message::error(too_many_attempts(minutes)))),
             Sent::TemplateInvalid => Ok(HookResult::new(Outcome::StageInvalid(None))),
         }
     }
@@ -362,6 +403,8 @@ impl Stage for EmailStage {
         match self.send_email(req, &ctx, &pending, "POST", host)? {
             Sent::Queued => Ok(HookResult::new(Outcome::Challenge(post_challenge()))
                 .with_message(Message::success(MSG_SENT))),
+            Sent::Limited(minutes) => Ok(HookResult::new(Outcome::Challenge(post_challenge()))
+                .with_message(Message::error(too_many_attempts(minutes)))),
             Sent::TemplateInvalid => Err(StageError::Internal(
                 "template syntax error while rendering the email".into(),
             )),
@@ -394,6 +437,10 @@ impl Stage for EmailStage {
             tracing::debug!(target: "email_stage", revoked = n, "older links revoked");
         }
         Ok(HookResult::new(Outcome::StageOk).with_message(Message::success(MSG_VERIFIED)))
+    }
+
+    fn mail_route(&self) -> Option<MailRoute> {
+        Some(self.config.route.clone())
     }
 }
 

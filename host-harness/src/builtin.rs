@@ -1,11 +1,12 @@
 //! The host's own stages, enough for enrollment, recovery and email change:
 //! identification, prompt, user write, context from prompt, user login.
 
+use plugin_api::address::EmailAddress;
 use plugin_api::{HookResult, Message, Outcome, StageError, User};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::store::{NewUser, Store, StoreError};
+use crate::store::{Identity, NewUser, Store, StoreError};
 
 /// A prompt field.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -219,20 +220,7 @@ impl Builtin {
                 let mut errors = Map::new();
                 for f in fields {
                     let v = body.get(&f.field_key).and_then(Value::as_str).unwrap_or("");
-                    let err = if v.len() > 1024 {
-                        Some("Ensure this field has no more than 1024 characters.")
-                    } else if f.required && v.trim().is_empty() {
-                        Some("This field is required.")
-                    } else if f.kind == "email"
-                        && !v.is_empty()
-                        && v.parse::<lettre::Address>().is_err()
-                    {
-                        Some("Enter a valid email address.")
-                    } else if f.kind == "username" && v.chars().any(char::is_whitespace) {
-                        Some("Enter a valid username.")
-                    } else {
-                        None
-                    };
+                    let err = field_error(f, v);
                     match err {
                         Some(e) => {
                             errors.insert(
@@ -268,6 +256,35 @@ impl Builtin {
     }
 }
 
+/// Longest username accepted (Django's limit).
+const MAX_USERNAME: usize = 150;
+
+/// Why a prompt value is refused, if it is: the checks run before anything is
+/// written, and an email field follows the mailer's own rules
+/// ([`plugin_api::address`]), so no account is created that can never be mailed.
+fn field_error(f: &Field, v: &str) -> Option<&'static str> {
+    if v.len() > 1024 {
+        return Some("Ensure this field has no more than 1024 characters.");
+    }
+    if f.required && v.trim().is_empty() {
+        return Some("This field is required.");
+    }
+    // A password may hold anything printable; nothing else may hold control
+    // characters (NUL, line breaks).
+    if f.kind != "password" && v.chars().any(char::is_control) {
+        return Some("Enter a value without control characters.");
+    }
+    match f.kind.as_str() {
+        "email" if !v.is_empty() && EmailAddress::parse(v).is_err() => {
+            Some("Enter a valid email address.")
+        }
+        "username" if v.chars().any(char::is_whitespace) || v.chars().count() > MAX_USERNAME => {
+            Some("Enter a valid username.")
+        }
+        _ => None,
+    }
+}
+
 fn challenge(v: Value) -> HookResult {
     HookResult::new(Outcome::Challenge(v))
 }
@@ -294,6 +311,15 @@ fn host(e: StoreError) -> StageError {
 
 fn to_json(u: &User) -> Value {
     serde_json::to_value(u).unwrap_or(Value::Null)
+}
+
+/// A username or email that would shadow another account's email or username.
+fn identity_taken(field: Identity) -> HookResult {
+    let message = match field {
+        Identity::Username => "This username cannot be used.",
+        Identity::Email => "This email address cannot be used.",
+    };
+    HookResult::new(Outcome::StageInvalid(Some(message.into())))
 }
 
 /// Hashes a password with Argon2id (PHC string).
@@ -347,7 +373,13 @@ fn user_write(
         Some(id) => {
             let email = get("email");
             if !email.is_empty() {
-                store.set_email(&id, &email).map_err(host)?;
+                match store.set_email(&id, &email) {
+                    Ok(_) => {}
+                    Err(StoreError::IdentityClash { field, .. }) => {
+                        return Ok(identity_taken(field))
+                    }
+                    Err(e) => return Err(host(e)),
+                }
             }
             if let Some(h) = &hash {
                 store.set_password_hash(&id, h).map_err(host)?;
@@ -378,6 +410,7 @@ fn user_write(
                         "Username is already taken.".into(),
                     ))))
                 }
+                Err(StoreError::IdentityClash { field, .. }) => return Ok(identity_taken(field)),
                 Err(e) => return Err(host(e)),
             }
         }

@@ -11,9 +11,12 @@ use crate::builtin::{Builtin, KINDS};
 use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::clock::{Clock, SystemClock};
 use crate::entropy::{Entropy, SystemEntropy};
-use crate::executor::{Binding, Executor, FlowDef, InvalidResponseAction, Services, StageImpl};
+use crate::executor::{
+    Binding, Executor, ExecutorSettings, FlowDef, InvalidResponseAction, MailLimit, Services,
+    StageImpl,
+};
 use crate::http::{HttpSettings, ServerLimits, SessionLimits};
-use crate::mail::{Delivery, MailQueue, OutboxConfig};
+use crate::mail::{Delivery, MailQueue, MailRoutes, OutboxConfig, TestEmailError};
 use crate::store::{HostStore, MemoryStore, PostgresStore, SqliteStore};
 
 /// Why a host could not be set up.
@@ -89,7 +92,7 @@ fn default_from() -> String {
     "authentik@localhost".into()
 }
 fn default_db() -> String {
-    "memory://".into()
+    "sqlite://host.db".into()
 }
 fn default_cache() -> String {
     "memory://".into()
@@ -276,6 +279,44 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// `[limits]`: limits the host enforces whatever the plugins do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Mails one browser session may have queued within the window (0 = no limit).
+    pub mails_per_session: u32,
+    /// The window of `mails_per_session`, minutes.
+    pub mails_per_session_minutes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            mails_per_session: 10,
+            mails_per_session_minutes: 10,
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.mails_per_session_minutes == 0 || self.mails_per_session_minutes > 10_080 {
+            return Err(ConfigError::Invalid(
+                "limits.mails_per_session_minutes: must be 1-10080".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The executor's per-session mail limit.
+    pub fn mail_limit(&self) -> MailLimit {
+        MailLimit {
+            per_session: self.mails_per_session,
+            window_ms: self.mails_per_session_minutes.min(10_080) * 60_000,
+        }
+    }
+}
+
 /// A plugin library to load.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -307,7 +348,8 @@ pub struct HostConfig {
     /// Public base URL; links are built from it.
     #[serde(default = "default_base")]
     pub base_url: String,
-    /// `sqlite://<path>` (the embedded default), `postgres://…` or `memory://`.
+    /// `sqlite://<path>`, `postgres://…` or `memory://` (not durable: only when asked
+    /// for). Default: `sqlite://host.db` beside the configuration file.
     #[serde(default = "default_db")]
     pub database: String,
     /// PostgreSQL schema to use (created if missing); default `public`.
@@ -325,6 +367,9 @@ pub struct HostConfig {
     /// HTTP server limits and sessions (`serve`).
     #[serde(default)]
     pub http: HttpConfig,
+    /// Limits the host keeps for every plugin.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// Plugins.
     #[serde(default)]
     pub plugins: Vec<PluginRef>,
@@ -506,60 +551,71 @@ pub fn load_plugins(cfg: &HostConfig) -> Result<Vec<Arc<dyn Plugin>>, ConfigErro
         .collect()
 }
 
-/// Validates `cfg` and builds an executor with `plugins` (loaded or in-process).
-pub fn build_executor(
+/// Builds one stage binding: a built-in stage, or a plugin's (the plugin validates
+/// its configuration).
+fn build_binding(def: &StageDef, plugins: &[Arc<dyn Plugin>]) -> Result<Binding, ConfigError> {
+    let stage_err = |error| ConfigError::Stage {
+        stage: def.name.clone(),
+        error,
+    };
+    let imp = if let Some(b) = Builtin::from_config(&def.kind, &def.config) {
+        StageImpl::Builtin(b.map_err(stage_err)?)
+    } else {
+        let provider = plugins.iter().find_map(|p| {
+            let m = p.manifest();
+            m.stages
+                .iter()
+                .any(|k| k.kind == def.kind)
+                .then_some((p, m.name))
+        });
+        let Some((plugin, namespace)) = provider else {
+            return Err(ConfigError::Invalid(format!(
+                "stage '{}': kind '{}' is neither built in ({}) nor provided by a loaded plugin",
+                def.name,
+                def.kind,
+                KINDS.join(", ")
+            )));
+        };
+        let config = if def.config.is_null() {
+            "{}".to_string()
+        } else {
+            def.config.to_string()
+        };
+        let stage = plugin
+            .new_stage(&def.kind, &def.name, &config)
+            .map_err(stage_err)?;
+        StageImpl::Plugin { stage, namespace }
+    };
+    Ok(Binding {
+        name: def.name.clone(),
+        kind: def.kind.clone(),
+        imp,
+        invalid_response_action: def.invalid_response_action,
+    })
+}
+
+/// Builds every stage binding of `cfg`; names must be unique.
+pub fn build_bindings(
     cfg: &HostConfig,
     plugins: &[Arc<dyn Plugin>],
-    backends: Backends,
-) -> Result<Executor, ConfigError> {
+) -> Result<Vec<Binding>, ConfigError> {
     let mut names = HashSet::new();
     let mut bindings = Vec::new();
     for def in &cfg.stages {
-        if !names.insert(def.name.clone()) {
+        if !names.insert(def.name.as_str()) {
             return Err(ConfigError::Invalid(format!(
                 "stage name '{}' is used twice",
                 def.name
             )));
         }
-        let stage_err = |error| ConfigError::Stage {
-            stage: def.name.clone(),
-            error,
-        };
-        let imp = if let Some(b) = Builtin::from_config(&def.kind, &def.config) {
-            StageImpl::Builtin(b.map_err(stage_err)?)
-        } else {
-            let provider = plugins.iter().find_map(|p| {
-                let m = p.manifest();
-                m.stages
-                    .iter()
-                    .any(|k| k.kind == def.kind)
-                    .then_some((p, m.name))
-            });
-            let Some((plugin, namespace)) = provider else {
-                return Err(ConfigError::Invalid(format!(
-                    "stage '{}': kind '{}' is neither built in ({}) nor provided by a loaded plugin",
-                    def.name,
-                    def.kind,
-                    KINDS.join(", ")
-                )));
-            };
-            let config = if def.config.is_null() {
-                "{}".to_string()
-            } else {
-                def.config.to_string()
-            };
-            let stage = plugin
-                .new_stage(&def.kind, &def.name, &config)
-                .map_err(stage_err)?;
-            StageImpl::Plugin { stage, namespace }
-        };
-        bindings.push(Binding {
-            name: def.name.clone(),
-            kind: def.kind.clone(),
-            imp,
-            invalid_response_action: def.invalid_response_action,
-        });
+        bindings.push(build_binding(def, plugins)?);
     }
+    Ok(bindings)
+}
+
+/// Checks slugs and that every flow binds configured stages.
+fn check_flows(cfg: &HostConfig) -> Result<(), ConfigError> {
+    let names: HashSet<&str> = cfg.stages.iter().map(|s| s.name.as_str()).collect();
     let mut slugs = HashSet::new();
     for f in &cfg.flows {
         if !valid_slug(&f.slug) {
@@ -568,45 +624,155 @@ pub fn build_executor(
                 f.slug
             )));
         }
-        if !slugs.insert(f.slug.clone()) {
+        if !slugs.insert(f.slug.as_str()) {
             return Err(ConfigError::Invalid(format!(
                 "flow slug '{}' is used twice",
                 f.slug
             )));
         }
-        for s in &f.stages {
-            if !names.contains(s) {
-                return Err(ConfigError::Invalid(format!(
-                    "flow '{}' binds stage '{s}', which is not configured",
-                    f.slug
-                )));
-            }
+        if let Some(s) = f.stages.iter().find(|s| !names.contains(s.as_str())) {
+            return Err(ConfigError::Invalid(format!(
+                "flow '{}' binds stage '{s}', which is not configured",
+                f.slug
+            )));
         }
     }
-    if !(cfg.base_url.starts_with("http://") || cfg.base_url.starts_with("https://")) {
+    Ok(())
+}
+
+/// Checks the backend URLs without connecting to anything or creating a file.
+fn check_backend_urls(cfg: &HostConfig) -> Result<(), ConfigError> {
+    let db = &cfg.database;
+    if is_postgres(db) {
+        db.parse::<postgres::Config>()
+            .map_err(|e| ConfigError::Invalid(format!("database '{}': {e}", redact_url(db))))?;
+    } else if db != "memory://" && db.strip_prefix("sqlite://").is_none_or(str::is_empty) {
         return Err(ConfigError::Invalid(format!(
-            "base_url '{}' must start with http:// or https://",
+            "database: unsupported URL '{}' (use sqlite://<path>, postgres://… or memory://)",
+            redact_url(db)
+        )));
+    }
+    let cache = &cfg.cache;
+    if cache.starts_with("redis://") || cache.starts_with("rediss://") {
+        redis::Client::open(cache.as_str())
+            .map_err(|e| ConfigError::Invalid(format!("cache '{}': {e}", redact_url(cache))))?;
+    } else if cache != "memory://" {
+        return Err(ConfigError::Invalid(format!(
+            "cache: unsupported URL '{}' (use memory:// or redis://…)",
+            redact_url(cache)
+        )));
+    }
+    Ok(())
+}
+
+/// The extra CA certificates (PEM) the configuration names.
+fn ca_roots(cfg: &HostConfig) -> Result<Vec<Vec<u8>>, ConfigError> {
+    cfg.mail
+        .ca_file
+        .iter()
+        .map(|f| {
+            std::fs::read(f).map_err(|error| ConfigError::Read {
+                path: f.display().to_string(),
+                error,
+            })
+        })
+        .collect()
+}
+
+/// Everything about `cfg` that can be checked without side effects: plugins build
+/// their stages, flows bind configured stages, URLs, mail, outbox and HTTP settings
+/// are valid, the CA file reads. Nothing is opened, created, started or sent. The
+/// built bindings come back.
+pub fn validate(
+    cfg: &HostConfig,
+    plugins: &[Arc<dyn Plugin>],
+) -> Result<Vec<Binding>, ConfigError> {
+    let bindings = build_bindings(cfg, plugins)?;
+    check_flows(cfg)?;
+    if !(cfg.base_url.starts_with("http://") || cfg.base_url.starts_with("https://"))
+        || url::Url::parse(&cfg.base_url).is_err()
+    {
+        return Err(ConfigError::Invalid(format!(
+            "base_url '{}' must be an http:// or https:// URL",
             cfg.base_url
         )));
     }
-    let mut outbox = backends.outbox;
-    if let Some(f) = &cfg.mail.ca_file {
-        let pem = std::fs::read(f).map_err(|error| ConfigError::Read {
-            path: f.display().to_string(),
-            error,
-        })?;
-        outbox.extra_roots_pem.push(pem);
+    check_backend_urls(cfg)?;
+    cfg.delivery()?;
+    cfg.mail.outbox.to_config()?;
+    cfg.http.to_settings(&cfg.database)?;
+    cfg.limits.check()?;
+    ca_roots(cfg)?;
+    Ok(bindings)
+}
+
+/// The SMTP settings of every binding that reports its own.
+pub fn mail_routes(bindings: &[Binding]) -> MailRoutes {
+    let routes = MailRoutes::default();
+    for b in bindings {
+        if let StageImpl::Plugin { stage, .. } = &b.imp {
+            routes.register(&b.name, stage.mail_route());
+        }
     }
+    routes
+}
+
+/// `test-email`: sends one message now over the global delivery, or over stage
+/// `stage`'s own SMTP settings as the stage reports them (a stage on the global
+/// settings uses those), from `from` (default: `mail.from`).
+pub fn test_email(
+    cfg: &HostConfig,
+    plugins: &[Arc<dyn Plugin>],
+    to: &str,
+    stage: Option<&str>,
+    from: Option<&str>,
+) -> Result<String, TestEmailError> {
+    let settings = |e: ConfigError| TestEmailError::Settings(e.to_string());
+    let smtp = match stage {
+        None => None,
+        Some(name) => {
+            let bindings = validate(cfg, plugins).map_err(settings)?;
+            if !bindings.iter().any(|b| b.name == name) {
+                return Err(TestEmailError::NoStage(name.to_string()));
+            }
+            mail_routes(&bindings).get(name)
+        }
+    };
+    let roots = ca_roots(cfg).map_err(settings)?;
+    let global = cfg.delivery().map_err(settings)?;
+    crate::mail::test_email(
+        &global,
+        smtp.as_ref(),
+        &roots,
+        from.unwrap_or(&cfg.mail.from),
+        to,
+    )
+}
+
+/// Validates `cfg` and builds an executor with `plugins` (loaded or in-process) on
+/// `backends`; starts the delivery workers.
+pub fn build_executor(
+    cfg: &HostConfig,
+    plugins: &[Arc<dyn Plugin>],
+    backends: Backends,
+) -> Result<Executor, ConfigError> {
+    let bindings = validate(cfg, plugins)?;
+    let mut outbox = backends.outbox;
+    outbox.extra_roots_pem.extend(ca_roots(cfg)?);
     let mail = MailQueue::start(
         cfg.delivery()?,
+        Arc::new(mail_routes(&bindings)),
         backends.store.clone(),
         backends.clock.clone(),
         outbox,
     )
     .map_err(|e| ConfigError::Backend(e.to_string()))?;
     Ok(Executor::new(
-        cfg.base_url.clone(),
-        cfg.mail.from.clone(),
+        ExecutorSettings {
+            base_url: cfg.base_url.clone(),
+            from_address: cfg.mail.from.clone(),
+            mail_limit: cfg.limits.mail_limit(),
+        },
         cfg.flows.clone(),
         bindings,
         Services {

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use plugin_api::{FlowToken, OutgoingMail, RateLimit};
+use plugin_api::{FlowToken, RateLimit};
 
 use crate::cache::Cache;
+use crate::mail::{QueuedMail, RouteRef};
 use crate::store::{
     Event, HostStore, NewUser, OutboxCounts, OutboxOutcome, Store, StoreError, StoredToken,
 };
@@ -117,6 +118,7 @@ fn exercise(s: &dyn Store) {
     assert_eq!(s.find_user("jane@example.com").unwrap(), Some(u.clone()));
     assert_eq!(s.find_user("jane").unwrap(), Some(u.clone()));
     assert_eq!(s.find_user("nobody").unwrap(), None);
+    identities(s, &u);
     assert!(s.set_active(&id, true).unwrap());
     assert!(s.user(&id).unwrap().unwrap().is_active);
     assert!(!s.set_active("999", true).unwrap());
@@ -144,6 +146,13 @@ fn exercise(s: &dyn Store) {
     s.insert_token(&token("d", &id, "st", 100)).unwrap();
     assert_eq!(s.revoke_tokens(&id, "st").unwrap(), 1);
     assert_eq!(s.token_count().unwrap(), 1);
+    assert_eq!(
+        s.token_sweep(100, 10).unwrap(),
+        0,
+        "not expired at its instant"
+    );
+    assert_eq!(s.token_sweep(101, 10).unwrap(), 1);
+    assert_eq!(s.token_count().unwrap(), 0);
 
     s.add_event(&Event {
         action: "x".into(),
@@ -161,6 +170,35 @@ fn exercise(s: &dyn Store) {
     assert_eq!(s.events(None).unwrap().len(), 2);
 }
 
+/// Nobody's username may be somebody else's email address, or the reverse; an
+/// identifier with `@` finds the user with that email before one with that name.
+fn identities(s: &dyn Store, jane: &plugin_api::User) {
+    let clash = |r: Result<_, StoreError>| matches!(r, Err(StoreError::IdentityClash { .. }));
+    let named = |username: &str, email: &str| NewUser {
+        username: username.into(),
+        email: email.into(),
+        ..Default::default()
+    };
+    assert!(clash(s.create_user(&named("JANE@example.com", ""))));
+    assert!(clash(s.create_user(&named("mallory", "JANE"))));
+    let bob = s
+        .create_user(&named("bob@example.org", "bob@example.org"))
+        .unwrap();
+    assert!(clash(s.create_user(&named("carol", "Bob@Example.org"))));
+    let carol = s.create_user(&named("carol", "carol@example.org")).unwrap();
+    let carol_id = carol.id.clone().unwrap();
+    assert!(matches!(
+        s.set_email(&carol_id, "bob@example.org"),
+        Err(StoreError::IdentityClash { .. })
+    ));
+    assert!(s.set_email(&carol_id, "carol2@example.org").unwrap());
+    assert_eq!(s.find_user("bob@example.org").unwrap(), Some(bob));
+    assert_eq!(
+        s.find_user("JANE@example.com").unwrap().as_ref(),
+        Some(jane)
+    );
+}
+
 fn consume_races(s: Arc<dyn HostStore>) {
     s.insert_token(&token("race", "1", "st", 100)).unwrap();
     let winners: usize = (0..8)
@@ -175,19 +213,27 @@ fn consume_races(s: Arc<dyn HostStore>) {
     assert_eq!(winners, 1, "exactly one concurrent consumer gets the token");
 }
 
-fn mail(id: &str) -> OutgoingMail {
-    OutgoingMail {
+fn mail(id: &str) -> QueuedMail {
+    QueuedMail {
         message_id: format!("<{id}@x>"),
         envelope_from: "a@b.c".into(),
         envelope_to: vec!["d@e.f".into()],
         to_display: vec!["d@e.f".into()],
         subject: "s".into(),
         raw: b"raw bytes".to_vec(),
-        route: plugin_api::MailRoute::Global,
+        route: RouteRef::Stage {
+            stage: "verify".into(),
+        },
+        decoy: false,
     }
 }
 
 fn outbox(s: &dyn HostStore) {
+    let decoy = QueuedMail {
+        decoy: true,
+        ..mail("decoy")
+    };
+    assert!(s.outbox_push(&decoy, 0).unwrap());
     assert!(s.outbox_push(&mail("1"), 0).unwrap());
     assert!(
         !s.outbox_push(&mail("1"), 0).unwrap(),
@@ -244,8 +290,12 @@ fn outbox(s: &dyn HostStore) {
             sending: 0,
             sent: 1,
             dead: 1
-        }
+        },
+        "decoys are never claimed nor counted"
     );
+    assert_eq!(s.outbox_sweep_decoys(0, 10).unwrap(), 0, "not older than 0");
+    assert_eq!(s.outbox_sweep_decoys(1, 10).unwrap(), 1);
+    assert!(s.outbox_push(&decoy, 0).unwrap(), "a swept decoy is gone");
 }
 
 fn sessions(s: &dyn HostStore) {
@@ -253,4 +303,9 @@ fn sessions(s: &dyn HostStore) {
     s.session_save("k", "{\"a\":1}", 1).unwrap();
     s.session_save("k", "{\"a\":2}", 2).unwrap();
     assert_eq!(s.session_load("k").unwrap().as_deref(), Some("{\"a\":2}"));
+    s.session_save("old", "{}", 1).unwrap();
+    assert_eq!(s.session_sweep(2, 10).unwrap(), 1, "only the older one");
+    assert_eq!(s.session_load("old").unwrap(), None);
+    s.session_delete("k").unwrap();
+    assert_eq!(s.session_load("k").unwrap(), None);
 }

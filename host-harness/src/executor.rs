@@ -90,6 +90,10 @@ pub struct Session {
     pub consent_token: Option<String>,
     /// The flow's GET parameters (the `query` it was planned with).
     pub get_params: String,
+    /// A random name for this session, for limits kept per session (never the
+    /// cookie); given when a plugin hook first runs.
+    #[serde(default)]
+    pub key: String,
 }
 
 /// What the executor answers.
@@ -145,6 +149,8 @@ pub struct Executor {
     pub base_url: String,
     /// Global `From` address.
     pub from_address: String,
+    /// Mails per browser session.
+    pub mail_limit: MailLimit,
     flows: HashMap<String, FlowDef>,
     bindings: HashMap<String, Binding>,
     /// Storage.
@@ -157,6 +163,35 @@ pub struct Executor {
     pub clock: Arc<dyn Clock>,
     /// Randomness (consent tokens, request ids, session ids).
     pub entropy: Arc<dyn Entropy>,
+}
+
+/// The host's own limit on mail, whatever the plugins do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailLimit {
+    /// Mails one browser session may queue within the window (0 = no limit).
+    pub per_session: u32,
+    /// The window, ms.
+    pub window_ms: u64,
+}
+
+impl Default for MailLimit {
+    fn default() -> Self {
+        Self {
+            per_session: 10,
+            window_ms: 600_000,
+        }
+    }
+}
+
+/// What an [`Executor`] is configured with besides flows, bindings and backends.
+#[derive(Debug, Clone)]
+pub struct ExecutorSettings {
+    /// Public base URL links are built from.
+    pub base_url: String,
+    /// Global `From` address.
+    pub from_address: String,
+    /// Mails per browser session.
+    pub mail_limit: MailLimit,
 }
 
 /// The backends an [`Executor`] runs on.
@@ -194,6 +229,7 @@ struct PluginCall<'a> {
     name: &'a str,
     requester: Option<&'a str>,
     query: &'a str,
+    session_key: &'a str,
 }
 
 /// The text of a caught panic.
@@ -248,15 +284,15 @@ impl Executor {
     /// Assembles an executor. Callers validate flows and bindings (see
     /// [`crate::config`]).
     pub fn new(
-        base_url: String,
-        from_address: String,
+        settings: ExecutorSettings,
         flows: Vec<FlowDef>,
         bindings: Vec<Binding>,
         services: Services,
     ) -> Self {
         Self {
-            base_url: base_url.trim_end_matches('/').to_string(),
-            from_address,
+            base_url: settings.base_url.trim_end_matches('/').to_string(),
+            from_address: settings.from_address,
+            mail_limit: settings.mail_limit,
             flows: flows.into_iter().map(|f| (f.slug.clone(), f)).collect(),
             bindings: bindings.into_iter().map(|b| (b.name.clone(), b)).collect(),
             store: services.store,
@@ -391,8 +427,9 @@ impl Executor {
         }
         let hash = hash_key(&key);
         let stored = match self.store.token(&hash, self.clock.now_ms()) {
-            Ok(Some(t)) => t,
-            Ok(None) => return,
+            // A decoy (no user) is never restored.
+            Ok(Some(t)) if !t.token.user_id.is_empty() => t,
+            Ok(_) => return,
             Err(e) => {
                 tracing::error!(target: "executor", error = %e, "token lookup failed");
                 return;
@@ -648,6 +685,15 @@ impl Executor {
                     s.plan = Some(self.plan_flow(flow, s.user_id.as_deref(), ctx));
                     return Err(Response::Redirect(executor_url(&flow.slug, query)));
                 }
+                if s.key.is_empty() {
+                    match entropy::hex(&*self.entropy, 16) {
+                        Ok(k) => s.key = k,
+                        Err(e) => {
+                            let e = StageError::Internal(e.to_string());
+                            return Err(self.flow_error(s, flow, name, &e));
+                        }
+                    }
+                }
                 let Some(plan) = s.plan.as_ref() else {
                     return Err(self.finish(s, flow));
                 };
@@ -658,6 +704,7 @@ impl Executor {
                     name,
                     requester: s.user_id.as_deref(),
                     query,
+                    session_key: &s.key,
                 };
                 Ok(self.call_plugin(&call, plan, body))
             }
@@ -677,6 +724,7 @@ impl Executor {
             name,
             requester,
             query,
+            session_key,
         } = *call;
         let context_json = serde_json::to_string(&plan.context)
             .map_err(|e| StageError::BadContext(e.to_string()))?;
@@ -698,6 +746,9 @@ impl Executor {
             entropy: &*self.entropy,
             plan,
             namespace,
+            stage_name: name,
+            session_key,
+            mail_limit: self.mail_limit,
             from_address: &self.from_address,
         };
         match (body, plan.context.get("is_restored")) {

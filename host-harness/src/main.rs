@@ -86,6 +86,9 @@ enum Command {
         /// Email stage whose settings to use (default: the global settings).
         #[arg(short = 'S', long)]
         stage: Option<String>,
+        /// Sender address (default: the global `mail.from`).
+        #[arg(long)]
+        from: Option<String>,
     },
     /// Loads a plugin library and prints its manifest, or the reason it is refused.
     Inspect {
@@ -172,6 +175,32 @@ fn users(database: &str, command: UsersCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `memory://` keeps nothing across a restart: say so where an operator looks.
+fn warn_if_not_durable(cfg: &host_harness::config::HostConfig) {
+    if cfg.database == "memory://" {
+        tracing::warn!(target: "config", "database = \"memory://\": users, tokens, sessions and queued mail are lost when the process stops");
+        eprintln!("warning: database = \"memory://\" is not durable: users, tokens, sessions and queued mail are lost when the process stops");
+    }
+}
+
+/// `test-email`: one message now over the global settings or a stage's own.
+fn test_email(
+    config: &std::path::Path,
+    to: &str,
+    stage: Option<&str>,
+    from: Option<String>,
+) -> anyhow::Result<()> {
+    use host_harness::config;
+    let cfg = config::HostConfig::load(config)?;
+    let plugins = match stage {
+        Some(_) => config::load_plugins(&cfg)?,
+        None => Vec::new(),
+    };
+    let line = config::test_email(&cfg, &plugins, to, stage, from.as_deref())?;
+    println!("{line}");
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -217,6 +246,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(c) = cache {
                 cfg.cache = c;
             }
+            warn_if_not_durable(&cfg);
             let settings = cfg.http.to_settings(&cfg.database)?;
             let plugins = config::load_plugins(&cfg)?;
             let ex = config::build_executor(&cfg, &plugins, config::Backends::from_config(&cfg)?)?;
@@ -239,11 +269,21 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Users { database, command } => users(&database, command),
         Command::Deliver { config, until_idle } => {
-            let cfg = host_harness::config::HostConfig::load(&config)?;
-            let b = host_harness::config::Backends::from_config(&cfg)?;
+            use host_harness::config;
+            let cfg = config::HostConfig::load(&config)?;
+            warn_if_not_durable(&cfg);
+            // The stages' SMTP settings come from the stages themselves.
+            let plugins = config::load_plugins(&cfg)?;
+            let routes = config::mail_routes(&config::validate(&cfg, &plugins)?);
+            let b = config::Backends::from_config(&cfg)?;
             let store = b.store.clone();
-            let queue =
-                host_harness::mail::MailQueue::start(cfg.delivery()?, b.store, b.clock, b.outbox)?;
+            let queue = host_harness::mail::MailQueue::start(
+                cfg.delivery()?,
+                std::sync::Arc::new(routes),
+                b.store,
+                b.clock,
+                b.outbox,
+            )?;
             loop {
                 if until_idle && queue.wait_idle(std::time::Duration::from_secs(1)) {
                     let c = store.outbox_counts()?;
@@ -259,11 +299,12 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Check { config } => {
+            // Validation only: no database is opened, no file created, nothing sent.
             let cfg = host_harness::config::HostConfig::load(&config)?;
             let plugins = host_harness::config::load_plugins(&cfg)?;
-            let backends = host_harness::config::Backends::from_config(&cfg)?;
-            host_harness::config::build_executor(&cfg, &plugins, backends)
+            host_harness::config::validate(&cfg, &plugins)
                 .with_context(|| format!("{} is not usable", config.display()))?;
+            warn_if_not_durable(&cfg);
             println!(
                 "{}: {} plugins, {} stages, {} flows: ok",
                 config.display(),
@@ -273,12 +314,12 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::TestEmail { config, to, stage } => {
-            let cfg = host_harness::config::HostConfig::load(&config)?;
-            let line = host_harness::mail::test_email(&cfg, &to, stage.as_deref())?;
-            println!("{line}");
-            Ok(())
-        }
+        Command::TestEmail {
+            config,
+            to,
+            stage,
+            from,
+        } => test_email(&config, &to, stage.as_deref(), from),
         Command::Inspect { path, verbose } => match plugin_api::load_plugin(&path) {
             Ok(p) => {
                 use plugin_api::Plugin;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::entropy::Entropy;
-use crate::executor::{Plan, PlanEntry};
+use crate::executor::{MailLimit, Plan, PlanEntry};
 use crate::mail::MailQueue;
 use crate::store::{Event, Store, StoredToken};
 
@@ -29,6 +29,12 @@ pub struct RequestHost<'a> {
     pub plan: &'a Plan,
     /// Cache-key namespace of the calling plugin.
     pub namespace: &'a str,
+    /// The calling stage binding (mail from it names it as its route).
+    pub stage_name: &'a str,
+    /// The browser session's random name, for per-session limits.
+    pub session_key: &'a str,
+    /// Mails per browser session.
+    pub mail_limit: MailLimit,
     /// Global `From`.
     pub from_address: &'a str,
 }
@@ -62,6 +68,30 @@ pub fn cleanse(v: &Value) -> Value {
 impl RequestHost<'_> {
     fn key(&self, key: &str) -> String {
         format!("{}:{key}", self.namespace)
+    }
+
+    /// Counts one mail against the session's limit (decoys too, so an unknown user's
+    /// session is limited exactly like a known one's).
+    fn within_mail_limit(&self) -> Result<(), HostError> {
+        let MailLimit {
+            per_session,
+            window_ms,
+        } = self.mail_limit;
+        if per_session == 0 || self.session_key.is_empty() {
+            return Ok(());
+        }
+        let key = format!("host/mail-per-session/{}", self.session_key);
+        match self
+            .cache
+            .rate_limit(&key, window_ms, per_session, self.clock.now_ms())
+            .map_err(unavailable)?
+        {
+            RateLimit::Allowed => Ok(()),
+            RateLimit::Limited { retry_after_ms } => Err(HostError::Limited(format!(
+                "this session queued {per_session} mails already; next in {} s",
+                retry_after_ms.div_ceil(1000)
+            ))),
+        }
     }
 
     /// The plan stored with a new token: the running plan, headed by the
@@ -99,7 +129,12 @@ impl Host for RequestHost<'_> {
             key_hash: t.key_hash.clone(),
             token: FlowToken {
                 identifier: t.identifier.clone(),
-                user_id: t.user_id.clone(),
+                // A decoy belongs to nobody, so the executor never restores it.
+                user_id: if t.decoy {
+                    String::new()
+                } else {
+                    t.user_id.clone()
+                },
                 flow_slug: self.plan.flow_slug.clone(),
                 stage_name: t.stage_name.clone(),
                 expires_ms: t.expires_ms,
@@ -169,7 +204,9 @@ impl Host for RequestHost<'_> {
             .map_err(unavailable)
     }
     fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), HostError> {
-        self.mail.enqueue(mail.clone()).map_err(unavailable)
+        self.within_mail_limit()?;
+        let queued = self.mail.routes().queued(self.stage_name, mail);
+        self.mail.enqueue(&queued).map_err(unavailable)
     }
     fn default_from_address(&self) -> String {
         self.from_address.to_string()

@@ -225,6 +225,10 @@ pub struct StageVTable {
         RStr<'_>,
         FfiHost<'_>,
     ) -> RResult<FfiHookResult, FfiError>,
+    /// [`crate::Stage::mail_route`]: the route as [`crate::MailRoute`] JSON, or none.
+    /// Appended after the 0.1 prefix: a plugin built before it reads as having no
+    /// route.
+    pub mail_route: unsafe extern "C" fn(*const c_void) -> RResult<ROption<RString>, FfiError>,
 }
 
 /// An owned stage instance created by a plugin.

@@ -18,6 +18,10 @@ pub enum HostError {
     /// A host callback panicked; the panic was caught on the host side.
     #[error("host service panicked: {0}")]
     Panicked(String),
+    /// A limit the host keeps was reached (e.g. mails per browser session); retrying
+    /// later may work. Plugins built before this variant see it as `Panicked`.
+    #[error("host limit reached: {0}")]
+    Limited(String),
 }
 
 impl HostError {
@@ -28,13 +32,16 @@ impl HostError {
             Self::Rejected(_) => 2,
             Self::Unsupported(_) => 3,
             Self::Panicked(_) => 4,
+            Self::Limited(_) => 5,
         }
     }
     pub(crate) fn detail(&self) -> &str {
         match self {
-            Self::Unavailable(s) | Self::Rejected(s) | Self::Unsupported(s) | Self::Panicked(s) => {
-                s
-            }
+            Self::Unavailable(s)
+            | Self::Rejected(s)
+            | Self::Unsupported(s)
+            | Self::Panicked(s)
+            | Self::Limited(s) => s,
         }
     }
     pub(crate) fn from_code(code: u8, detail: String) -> Self {
@@ -42,6 +49,7 @@ impl HostError {
             1 => Self::Unavailable(detail),
             2 => Self::Rejected(detail),
             3 => Self::Unsupported(detail),
+            5 => Self::Limited(detail),
             _ => Self::Panicked(detail),
         }
     }

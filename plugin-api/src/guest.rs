@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
 use abi_stable::prefix_type::{PrefixTypeTrait, WithMetadata};
-use abi_stable::std_types::{RResult, RSlice, RStr, RString};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
 
 use crate::abi::{
     FfiError, FfiHookResult, FfiHost, FfiMail, FfiRequest, FfiStage, StagePluginMod,
@@ -81,6 +81,7 @@ const STAGE_VTABLE_WM: &WithMetadata<StageVTable> = &WithMetadata::new(StageVTab
     get: stage_get,
     challenge_invalid: stage_challenge_invalid,
     restore: stage_restore,
+    mail_route: stage_mail_route,
 });
 
 const STAGE_VTABLE: StageVTableRef = StageVTableRef(STAGE_VTABLE_WM.static_as_prefix());
@@ -154,6 +155,17 @@ unsafe extern "C" fn stage_restore(
         let token: FlowToken = serde_json::from_str(token.as_str())
             .map_err(|e| StageError::Internal(format!("malformed flow token: {e}")))?;
         stage.restore(&req, &token, h)
+    })
+}
+
+unsafe extern "C" fn stage_mail_route(this: *const c_void) -> RResult<ROption<RString>, FfiError> {
+    // SAFETY: as in stage_get.
+    let stage = unsafe { stage_ref(this) };
+    guard(|| match stage.mail_route() {
+        None => Ok(ROption::RNone),
+        Some(route) => serde_json::to_string(&route)
+            .map(|j| ROption::RSome(RString::from(j)))
+            .map_err(|e| StageError::Internal(e.to_string())),
     })
 }
 

@@ -108,6 +108,7 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 pub mod abi;
+pub mod address;
 mod convert;
 mod error;
 #[doc(hidden)]

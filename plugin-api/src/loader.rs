@@ -459,6 +459,21 @@ impl Stage for LoadedStage {
         };
         result_from_ffi(r.into_result().map_err(stage_err_from_ffi)?)
     }
+
+    fn mail_route(&self) -> Option<crate::MailRoute> {
+        // A plugin built before the hook existed has no such field.
+        let f = self.ffi.vtable.mail_route()?;
+        // SAFETY: `this` is live while self is.
+        let r = unsafe { f(self.ffi.this) };
+        match r.into_result() {
+            Ok(ROption::RSome(json)) => serde_json::from_str(json.as_str()).ok(),
+            Ok(ROption::RNone) => None,
+            Err(e) => {
+                tracing::warn!(target: "plugin", error = %e.detail, "mail_route failed");
+                None
+            }
+        }
+    }
 }
 
 #[cfg(test)]

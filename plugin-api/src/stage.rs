@@ -1,7 +1,7 @@
 //! What a plugin implements, as plain Rust traits.
 
 use crate::host::Host;
-use crate::types::{FlowToken, HookResult, Manifest, StageRequest};
+use crate::types::{FlowToken, HookResult, MailRoute, Manifest, StageRequest};
 use crate::StageError;
 
 /// One configured stage instance (a stage binding with its validated configuration).
@@ -25,6 +25,14 @@ pub trait Stage: Send + Sync {
         token: &FlowToken,
         host: &dyn Host,
     ) -> Result<HookResult, StageError>;
+
+    /// How this stage's mail is delivered, when it sends any: the host's global
+    /// settings or the stage's own SMTP settings. The host asks once, when it builds
+    /// the stage, and keeps credentials in memory only: a queued mail names its stage,
+    /// never a password. Default: `None` (the stage sends no mail of its own).
+    fn mail_route(&self) -> Option<MailRoute> {
+        None
+    }
 }
 
 /// A plugin: a manifest and a constructor for its stage kinds.

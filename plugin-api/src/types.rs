@@ -70,6 +70,11 @@ pub struct NewFlowToken {
     pub revoke_on_execution: bool,
     /// Header of the confirmation step inserted at the head of the restored plan.
     pub confirm_header: Option<String>,
+    /// A decoy: stored exactly like a real token, so issuing one costs the same, but
+    /// never restorable. For answering an unknown user the way a known one is
+    /// answered (anti-enumeration). Absent in JSON means `false`.
+    #[serde(default)]
+    pub decoy: bool,
 }
 
 /// A stored flow token as the host reports it: never the key, never its hash.
@@ -165,6 +170,10 @@ pub struct OutgoingMail {
     pub raw: Vec<u8>,
     /// Which SMTP settings to use.
     pub route: MailRoute,
+    /// A decoy: queued exactly like a real mail, so it costs the same, but never
+    /// delivered (see [`NewFlowToken::decoy`]). Absent in JSON means `false`.
+    #[serde(default)]
+    pub decoy: bool,
 }
 
 impl std::fmt::Debug for OutgoingMail {
@@ -175,6 +184,7 @@ impl std::fmt::Debug for OutgoingMail {
             .field("subject", &self.subject)
             .field("raw", &format_args!("<{} bytes>", self.raw.len()))
             .field("route", &self.route)
+            .field("decoy", &self.decoy)
             .finish()
     }
 }

@@ -75,6 +75,7 @@ fn pooled(port: u16, n: usize, workers: usize) -> f64 {
     let start = Instant::now();
     let q = MailQueue::start(
         Delivery::Smtp(settings(port)),
+        Arc::default(),
         store.clone(),
         Arc::new(SystemClock),
         OutboxConfig {

@@ -178,9 +178,10 @@ pub fn host_custom(
             cache: cache.clone(),
             clock: clock.clone(),
             entropy,
+            // The configuration's outbox settings, polled often.
             outbox: OutboxConfig {
                 poll: Duration::from_millis(20),
-                ..Default::default()
+                ..cfg.mail.outbox.to_config().expect("outbox settings")
             },
         },
     )
@@ -276,7 +277,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A test message with this Message-ID (`<{id}@test>`) to `to`, on the global route.
-pub fn test_mail(id: &str, to: &str) -> plugin_api::OutgoingMail {
+pub fn test_mail(id: &str, to: &str) -> host_harness::mail::QueuedMail {
     use email_stage_plugin::compose;
     let message_id = format!("<{id}@test>");
     let c = compose::compose(
@@ -288,14 +289,15 @@ pub fn test_mail(id: &str, to: &str) -> plugin_api::OutgoingMail {
         Some(format!("message {id}")),
     )
     .expect("compose");
-    plugin_api::OutgoingMail {
+    host_harness::mail::QueuedMail {
         message_id,
         envelope_from: c.envelope_from,
         envelope_to: vec![c.envelope_to],
         to_display: vec![c.to_display],
         subject: "outbox test".into(),
         raw: c.raw,
-        route: plugin_api::MailRoute::Global,
+        route: host_harness::mail::RouteRef::Global,
+        decoy: false,
     }
 }
 

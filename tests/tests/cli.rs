@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::{free_port, host_harness_bin, plugin_path};
 use host_harness::maildir;
+use host_harness::store::Store;
 
 struct Killed(Child);
 
@@ -117,4 +118,151 @@ fn users_created_on_the_command_line_are_used_by_the_running_server() {
         assert!(Instant::now() < deadline, "no mail for the new user");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A configuration in `dir` loading the email plugin, with `extra` lines at the top.
+fn config_in(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let flows = include_str!("../../host-harness/flows.toml");
+    let path = dir.join("host.toml");
+    let text = format!(
+        "{extra}\n[[plugins]]\npath = \"{}\"\n\n{flows}",
+        plugin_path("email-stage-plugin").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_opens_nothing_creates_nothing_and_sends_nothing() {
+    let Some(sink) = e2e_tests::SmtpSink::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Mail queued by an earlier run waits in the outbox.
+    let queued = dir.path().join("queued.db");
+    {
+        use host_harness::store::OutboxStore;
+        let store = host_harness::store::SqliteStore::open(&queued).unwrap();
+        assert!(store
+            .outbox_push(&e2e_tests::test_mail("waiting", "someone@example.com"), 0)
+            .unwrap());
+    }
+    let fresh = dir.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    for (folder, db) in [
+        (&fresh, "sqlite://host.db".to_string()),
+        (
+            &dir.path().to_path_buf(),
+            format!("sqlite://{}", queued.display()),
+        ),
+    ] {
+        let cfg = config_in(
+            folder,
+            &format!(
+                "database = \"{db}\"\n[mail]\nfrom = \"id@example.test\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\n",
+                sink.port
+            ),
+        );
+        let out = Command::new(host_harness_bin())
+            .arg("check")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&fresh)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["host.toml"], "check created files");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        sink.wait_for(1, Duration::from_millis(10)).is_empty(),
+        "check delivered mail"
+    );
+    use host_harness::store::OutboxStore;
+    let store = host_harness::store::SqliteStore::open(&queued).unwrap();
+    assert_eq!(store.outbox_counts().unwrap().pending, 1);
+}
+
+fn serve(cfg: &std::path::Path, port: u16) -> Killed {
+    let server = Killed(
+        Command::new(host_harness_bin())
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--config",
+            ])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ureq::get(&format!("http://127.0.0.1:{port}/"))
+        .call()
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+#[test]
+fn a_configuration_without_database_keeps_users_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config_in(
+        dir.path(),
+        &format!("base_url = \"http://127.0.0.1:{port}\"\n[mail]\nmaildir = \"mail\"\n"),
+    );
+    let api = format!("http://127.0.0.1:{port}/api/v3/flows/executor/");
+    {
+        let _server = serve(&cfg, port);
+        let a = ureq::AgentBuilder::new().build();
+        let v: serde_json::Value = a
+            .post(&format!("{api}enroll/?query="))
+            .send_json(serde_json::json!({
+                "username": "kept", "name": "Kept", "email": "kept@example.com",
+                "password": "pw 123456", "password_repeat": "pw 123456",
+            }))
+            .unwrap()
+            .into_json()
+            .unwrap();
+        assert_eq!(v["component"], "ak-stage-email", "{v}");
+    }
+    assert!(
+        dir.path().join("host.db").exists(),
+        "the SQLite file beside the configuration"
+    );
+    let _server = serve(&cfg, port);
+    let a = ureq::AgentBuilder::new().build();
+    let v: serde_json::Value = a
+        .post(&format!("{api}recover/?query="))
+        .send_json(serde_json::json!({"uid_field": "kept"}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(v["component"], "ak-stage-email", "{v}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Enrollment's mail and the recovery mail, both to the user found after restart.
+    while maildir::read_all(&dir.path().join("mail")).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no recovery mail for the kept user"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let found = host_harness::store::SqliteStore::open(&dir.path().join("host.db"))
+        .unwrap()
+        .find_user("kept")
+        .unwrap();
+    assert!(found.is_some());
 }

@@ -42,7 +42,7 @@ fn server_down_at_enqueue_then_up_delivers_everything_once() {
     let h = smtp_host(port, Arc::new(MemoryStore::new()));
     for i in 0..10 {
         h.ex.mail
-            .enqueue(test_mail(&format!("down-{i}"), "someone@example.com"))
+            .enqueue(&test_mail(&format!("down-{i}"), "someone@example.com"))
             .unwrap();
     }
     assert!(h.ex.mail.wait_idle(WAIT));
@@ -71,7 +71,7 @@ fn temporary_4xx_is_retried_and_delivered_once() {
     };
     let h = smtp_host(sink.port, Arc::new(MemoryStore::new()));
     h.ex.mail
-        .enqueue(test_mail("busy", "someone@example.com"))
+        .enqueue(&test_mail("busy", "someone@example.com"))
         .unwrap();
     assert!(h.ex.mail.wait_idle(WAIT));
     assert_eq!(counts(&h).pending, 1, "first 451: scheduled again");
@@ -91,11 +91,11 @@ fn permanent_5xx_is_a_dead_letter_and_others_go_through() {
     };
     let h = smtp_host(sink.port, Arc::new(MemoryStore::new()));
     h.ex.mail
-        .enqueue(test_mail("bad", "nobody@example.com"))
+        .enqueue(&test_mail("bad", "nobody@example.com"))
         .unwrap();
     for i in 0..5 {
         h.ex.mail
-            .enqueue(test_mail(&format!("good-{i}"), "someone@example.com"))
+            .enqueue(&test_mail(&format!("good-{i}"), "someone@example.com"))
             .unwrap();
     }
     assert!(h.ex.mail.wait_idle(WAIT));
@@ -126,7 +126,7 @@ fn transient_failures_stop_after_the_attempt_limit() {
     let port = free_port();
     let h = smtp_host(port, Arc::new(MemoryStore::new()));
     h.ex.mail
-        .enqueue(test_mail("never", "someone@example.com"))
+        .enqueue(&test_mail("never", "someone@example.com"))
         .unwrap();
     for _ in 0..8 {
         next_round(&h);
@@ -144,12 +144,12 @@ fn queued_mail_survives_a_host_restart_and_is_delivered_once() {
         let h = smtp_host(port, Arc::new(SqliteStore::open(&db).unwrap()));
         for i in 0..20 {
             h.ex.mail
-                .enqueue(test_mail(&format!("durable-{i}"), "someone@example.com"))
+                .enqueue(&test_mail(&format!("durable-{i}"), "someone@example.com"))
                 .unwrap();
         }
         // Enqueuing the same Message-ID again adds nothing.
         h.ex.mail
-            .enqueue(test_mail("durable-0", "someone@example.com"))
+            .enqueue(&test_mail("durable-0", "someone@example.com"))
             .unwrap();
         assert!(h.ex.mail.wait_idle(WAIT));
         assert_eq!(counts(&h).pending, 20);

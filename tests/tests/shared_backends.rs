@@ -193,7 +193,7 @@ fn two_hosts_deliver_one_outbox_without_duplicates() {
     for i in 0..200 {
         let ex = if i % 2 == 0 { &c.a } else { &c.b };
         ex.mail
-            .enqueue(test_mail(&format!("shared-{i}"), "someone@example.com"))
+            .enqueue(&test_mail(&format!("shared-{i}"), "someone@example.com"))
             .unwrap();
     }
     assert!(c.a.mail.wait_idle(Duration::from_secs(60)));

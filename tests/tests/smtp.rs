@@ -106,7 +106,9 @@ fn test_email_reports_success_missing_stages_and_refusals() {
         MailConfig::default(),
     );
     cfg.mail = smtp_mail("127.0.0.1", sink.port);
-    let line = host_harness::mail::test_email(&cfg, "ops@example.com", None).unwrap();
+    let plugins = vec![e2e_tests::email_plugin(e2e_tests::Mode::Cdylib)];
+    let line =
+        host_harness::config::test_email(&cfg, &plugins, "ops@example.com", None, None).unwrap();
     assert_eq!(
         line,
         format!(
@@ -116,9 +118,11 @@ fn test_email_reports_success_missing_stages_and_refusals() {
     );
     let got = sink.wait_for(1, Duration::from_secs(10));
     assert_eq!(got[0].subject, "authentik Test-Email");
-    let e = host_harness::mail::test_email(&cfg, "ops@example.com", Some("nope")).unwrap_err();
+    let e = host_harness::config::test_email(&cfg, &plugins, "ops@example.com", Some("nope"), None)
+        .unwrap_err();
     assert_eq!(e.to_string(), "Stage 'nope' does not exist");
-    let e = host_harness::mail::test_email(&cfg, "nobody@example.com", None).unwrap_err();
+    let e = host_harness::config::test_email(&cfg, &plugins, "nobody@example.com", None, None)
+        .unwrap_err();
     assert!(e.to_string().starts_with("permanent failure"), "{e}");
     // A stage with its own settings pointing at a closed port.
     TestHost::edit_stage(
@@ -126,8 +130,14 @@ fn test_email_reports_success_missing_stages_and_refusals() {
         "recovery-email",
         json!({"use_global_settings": false, "host": "127.0.0.1", "port": e2e_tests::free_port()}),
     );
-    let e = host_harness::mail::test_email(&cfg, "ops@example.com", Some("recovery-email"))
-        .unwrap_err();
+    let e = host_harness::config::test_email(
+        &cfg,
+        &plugins,
+        "ops@example.com",
+        Some("recovery-email"),
+        None,
+    )
+    .unwrap_err();
     assert!(e.to_string().starts_with("transient failure"), "{e}");
 }
 
@@ -137,9 +147,25 @@ fn hostile_and_non_ascii_display_names_arrive_encoded_without_injected_headers()
         return;
     };
     let h = smtp_host(&sink, false);
+    let hostile = "Zoë Ünïcode\r\nBcc: attacker@evil.example";
+    // The prompt refuses line breaks in a name...
     let mut c = FlowClient::open(&h.ex, "enroll", "");
     c.get();
-    let v = c.post(json!({"username": "zoe", "name": "Zoë Ünïcode\r\nBcc: attacker@evil.example", "email": "zoe@bücher.example", "password": "s3cret-pass", "password_repeat": "s3cret-pass"}));
+    let v = c.post(json!({"username": "zoe", "name": hostile, "email": "zoe@bücher.example", "password": "s3cret-pass", "password_repeat": "s3cret-pass"}));
+    assert!(v["response_errors"]["name"].is_array(), "{v}");
+    // ...and a name that reached the store another way is still sent harmlessly.
+    h.store
+        .create_user(&host_harness::store::NewUser {
+            username: "zoe".into(),
+            name: hostile.into(),
+            email: "zoe@bücher.example".into(),
+            is_active: true,
+            password_hash: None,
+        })
+        .unwrap();
+    let mut c = FlowClient::open(&h.ex, "recover", "");
+    c.get();
+    let v = c.post(json!({"uid_field": "zoe"}));
     assert_eq!(v["component"], "ak-stage-email", "{v}");
     let got = sink.wait_for(1, Duration::from_secs(20));
     assert_eq!(got.len(), 1);

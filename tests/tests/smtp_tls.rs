@@ -52,7 +52,7 @@ fn sink(cert: &TestCert, extra: &[&str]) -> Option<SmtpSink> {
 
 fn delivered(h: &TestHost, sink: &SmtpSink, id: &str) -> bool {
     h.ex.mail
-        .enqueue(test_mail(id, "someone@example.com"))
+        .enqueue(&test_mail(id, "someone@example.com"))
         .unwrap();
     assert!(h.ex.mail.wait_idle(WAIT));
     sink.wait_for(1, Duration::from_secs(2))

@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use plugin_api::{FlowToken, OutgoingMail, User};
+use plugin_api::{FlowToken, User};
 
 use super::{
-    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, SessionStore, Store,
-    StoreError, StoredToken,
+    email_clash, username_clash, Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow,
+    OutboxStore, QueuedMail, SessionStore, Store, StoreError, StoredToken,
 };
 
 #[derive(Default)]
@@ -36,13 +36,23 @@ impl MemoryStore {
     }
 }
 
-fn same_identity(u: &User, identifier: &str) -> bool {
-    u.username == identifier || (!u.email.is_empty() && u.email.eq_ignore_ascii_case(identifier))
+fn email_is(u: &User, value: &str) -> bool {
+    !u.email.is_empty() && u.email.to_lowercase() == value.to_lowercase()
 }
 
 impl Store for MemoryStore {
     fn create_user(&self, n: &NewUser) -> Result<User, StoreError> {
         let mut m = self.lock();
+        if m.users.iter().any(|(u, _)| email_is(u, &n.username)) {
+            return Err(username_clash(&n.username));
+        }
+        if !n.email.is_empty()
+            && m.users
+                .iter()
+                .any(|(u, _)| u.username.to_lowercase() == n.email.to_lowercase())
+        {
+            return Err(email_clash(&n.email));
+        }
         if m.users.iter().any(|(u, _)| u.username == n.username) {
             return Err(StoreError::Conflict(format!("user '{}'", n.username)));
         }
@@ -67,12 +77,15 @@ impl Store for MemoryStore {
             .map(|(u, _)| u.clone()))
     }
     fn find_user(&self, identifier: &str) -> Result<Option<User>, StoreError> {
-        Ok(self
-            .lock()
-            .users
-            .iter()
-            .find(|(u, _)| same_identity(u, identifier))
-            .map(|(u, _)| u.clone()))
+        let m = self.lock();
+        let by_email = || m.users.iter().find(|(u, _)| email_is(u, identifier));
+        let by_name = || m.users.iter().find(|(u, _)| u.username == identifier);
+        let found = if identifier.contains('@') {
+            by_email().or_else(by_name)
+        } else {
+            by_name().or_else(by_email)
+        };
+        Ok(found.map(|(u, _)| u.clone()))
     }
     fn users(&self) -> Result<Vec<User>, StoreError> {
         Ok(self.lock().users.iter().map(|(u, _)| u.clone()).collect())
@@ -81,7 +94,25 @@ impl Store for MemoryStore {
         Ok(self.with_user(id, |u, _| u.is_active = active))
     }
     fn set_email(&self, id: &str, email: &str) -> Result<bool, StoreError> {
-        Ok(self.with_user(id, |u, _| u.email = email.to_string()))
+        let mut m = self.lock();
+        let clash = !email.is_empty()
+            && m.users.iter().any(|(u, _)| {
+                u.id.as_deref() != Some(id) && u.username.to_lowercase() == email.to_lowercase()
+            });
+        if clash {
+            return Err(email_clash(email));
+        }
+        match m
+            .users
+            .iter_mut()
+            .find(|(u, _)| u.id.as_deref() == Some(id))
+        {
+            Some((u, _)) => {
+                u.email = email.to_string();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
     fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
         Ok(self.with_user(id, |_, h| *h = Some(hash.to_string())))
@@ -139,6 +170,20 @@ impl Store for MemoryStore {
     fn token_count(&self) -> Result<u64, StoreError> {
         Ok(self.lock().tokens.len() as u64)
     }
+    fn token_sweep(&self, now_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        let mut m = self.lock();
+        let old: Vec<String> = m
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.token.expires_ms < now_ms)
+            .map(|(k, _)| k.clone())
+            .take(limit)
+            .collect();
+        for k in &old {
+            m.tokens.remove(k);
+        }
+        Ok(old.len() as u64)
+    }
     fn add_event(&self, e: &Event) -> Result<(), StoreError> {
         self.lock().events.push(e.clone());
         Ok(())
@@ -177,6 +222,7 @@ enum State {
     Sending,
     Sent,
     Dead,
+    Decoy,
 }
 
 struct Queued {
@@ -194,7 +240,7 @@ struct MemOutbox {
 }
 
 impl OutboxStore for MemoryStore {
-    fn outbox_push(&self, mail: &OutgoingMail, now_ms: i64) -> Result<bool, StoreError> {
+    fn outbox_push(&self, mail: &QueuedMail, now_ms: i64) -> Result<bool, StoreError> {
         let mut m = self.lock();
         let q = &mut m.outbox;
         if q.rows
@@ -212,7 +258,11 @@ impl OutboxStore for MemoryStore {
                 attempts: 0,
                 created_ms: now_ms,
             },
-            state: State::Pending,
+            state: if mail.decoy {
+                State::Decoy
+            } else {
+                State::Pending
+            },
             next_at_ms: now_ms,
             lease_until_ms: 0,
         });
@@ -279,9 +329,23 @@ impl OutboxStore for MemoryStore {
                 State::Sending => c.sending += 1,
                 State::Sent => c.sent += 1,
                 State::Dead => c.dead += 1,
+                State::Decoy => {}
             }
         }
         Ok(c)
+    }
+
+    fn outbox_sweep_decoys(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        let mut m = self.lock();
+        let mut left = limit;
+        m.outbox.rows.retain(|r| {
+            let drop = left > 0 && r.state == State::Decoy && r.row.created_ms < before_ms;
+            if drop {
+                left -= 1;
+            }
+            !drop
+        });
+        Ok((limit - left) as u64)
     }
 
     fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {

@@ -1,7 +1,9 @@
 //! Storage of users, flow tokens, events and the mail outbox: the traits and two
 //! backends, [`MemoryStore`] and [`SqliteStore`] (the embedded default).
 
-use plugin_api::{FlowToken, OutgoingMail, User};
+use plugin_api::{FlowToken, User};
+
+pub use crate::mail::QueuedMail;
 use serde_json::Value;
 
 mod memory;
@@ -21,12 +23,66 @@ pub enum StoreError {
     /// A uniqueness rule was violated.
     #[error("{0} already exists")]
     Conflict(String),
+    /// A username equal to another user's email address, or an email address equal
+    /// to another user's username: identifying by either could reach the wrong
+    /// account, so neither is stored.
+    #[error("{field} '{value}' is another user's {}", field.other())]
+    IdentityClash {
+        /// The field being written.
+        field: Identity,
+        /// Its value.
+        value: String,
+    },
     /// A backend server (PostgreSQL) failed or is unreachable; retrying may work.
     #[error("storage backend: {0}")]
     Backend(String),
     /// Stored data could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+}
+
+/// The two ways a user is identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The login name.
+    Username,
+    /// The email address.
+    Email,
+}
+
+impl Identity {
+    /// The identity a clash of this one is with.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Username => Self::Email,
+            Self::Email => Self::Username,
+        }
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Username => "username",
+            Self::Email => "email address",
+        })
+    }
+}
+
+/// The error for a username that is another user's email address.
+pub(crate) fn username_clash(username: &str) -> StoreError {
+    StoreError::IdentityClash {
+        field: Identity::Username,
+        value: username.to_string(),
+    }
+}
+
+/// The error for an email address that is another user's username.
+pub(crate) fn email_clash(email: &str) -> StoreError {
+    StoreError::IdentityClash {
+        field: Identity::Email,
+        value: email.to_string(),
+    }
 }
 
 /// A user to create.
@@ -70,17 +126,21 @@ pub struct Event {
 
 /// What the host persists.
 pub trait Store: Send + Sync {
-    /// Creates a user and returns it with its id.
+    /// Creates a user and returns it with its id. Refuses a taken username
+    /// ([`StoreError::Conflict`]) and a username or email that clashes with another
+    /// user's email or username ([`StoreError::IdentityClash`]), atomically.
     fn create_user(&self, user: &NewUser) -> Result<User, StoreError>;
     /// A user by id.
     fn user(&self, id: &str) -> Result<Option<User>, StoreError>;
-    /// A user by username, or by email (case-insensitive).
+    /// A user by username or email (case-insensitive). An identifier with `@` is
+    /// matched by email first, anything else by username first.
     fn find_user(&self, identifier: &str) -> Result<Option<User>, StoreError>;
     /// All users, by id.
     fn users(&self) -> Result<Vec<User>, StoreError>;
     /// Sets `is_active`; `false` if the user does not exist.
     fn set_active(&self, id: &str, active: bool) -> Result<bool, StoreError>;
-    /// Sets the email; `false` if the user does not exist.
+    /// Sets the email; `false` if the user does not exist. Refuses an email equal to
+    /// another user's username ([`StoreError::IdentityClash`]).
     fn set_email(&self, id: &str, email: &str) -> Result<bool, StoreError>;
     /// Sets the password hash; `false` if the user does not exist.
     fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError>;
@@ -100,6 +160,8 @@ pub trait Store: Send + Sync {
     fn revoke_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, StoreError>;
     /// Number of stored tokens (expired included).
     fn token_count(&self) -> Result<u64, StoreError>;
+    /// Deletes up to `limit` tokens expired before `now_ms`; how many.
+    fn token_sweep(&self, now_ms: i64, limit: usize) -> Result<u64, StoreError>;
     /// Records an event.
     fn add_event(&self, event: &Event) -> Result<(), StoreError>;
     /// Events with this action (all when `None`), oldest first.
@@ -112,7 +174,7 @@ pub struct OutboxRow {
     /// Row id.
     pub id: i64,
     /// The message (its `message_id` is the idempotency key).
-    pub mail: OutgoingMail,
+    pub mail: QueuedMail,
     /// Delivery attempts so far, this one included.
     pub attempts: u32,
     /// When it was queued, Unix ms.
@@ -155,9 +217,10 @@ pub struct OutboxCounts {
 /// the store) never hold the same message at once; a claim is a lease, so a message
 /// held by a worker that died is claimed again when the lease runs out.
 pub trait OutboxStore: Send + Sync {
-    /// Queues a mail due now. `false` when a mail with the same Message-ID is
-    /// already queued or delivered (nothing is added).
-    fn outbox_push(&self, mail: &OutgoingMail, now_ms: i64) -> Result<bool, StoreError>;
+    /// Queues a mail due now (a decoy is written the same way in a state no worker
+    /// claims). `false` when a mail with the same Message-ID is already queued or
+    /// delivered (nothing is added).
+    fn outbox_push(&self, mail: &QueuedMail, now_ms: i64) -> Result<bool, StoreError>;
     /// Claims up to `limit` due mails (pending and due, or leased and the lease run
     /// out) for `lease_ms`, counting an attempt for each.
     fn outbox_claim(
@@ -177,6 +240,8 @@ pub trait OutboxStore: Send + Sync {
     fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
     /// The earliest instant a pending mail is due, if any.
     fn outbox_next_due(&self) -> Result<Option<i64>, StoreError>;
+    /// Deletes up to `limit` decoys queued before `before_ms`; how many.
+    fn outbox_sweep_decoys(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError>;
 }
 
 /// Browser sessions kept in storage, so that hosts sharing a store share sessions.
@@ -217,7 +282,7 @@ mod tests {
         let again = SqliteStore::open(&path).unwrap();
         assert_eq!(
             super::Store::users(&again).unwrap().len(),
-            1,
+            3,
             "data survives a reopen; migrations not rerun"
         );
     }

@@ -3,15 +3,15 @@
 //! wherever an operation must be atomic (token consume, outbox claim with
 //! `FOR UPDATE SKIP LOCKED`).
 
-use plugin_api::{FlowToken, OutgoingMail, User};
+use plugin_api::{FlowToken, User};
 use postgres::{NoTls, Row};
 use r2d2::PooledConnection;
 use r2d2_postgres::PostgresConnectionManager;
 use serde_json::Value;
 
 use super::{
-    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, SessionStore, Store,
-    StoreError, StoredToken,
+    email_clash, username_clash, Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow,
+    OutboxStore, QueuedMail, SessionStore, Store, StoreError, StoredToken,
 };
 
 /// Migrations, applied in order; `schema_migrations` records which ran.
@@ -69,6 +69,15 @@ CREATE TABLE sessions (
     r#"
 CREATE INDEX sessions_updated ON sessions (updated_ms);
 CREATE INDEX flow_tokens_expiry ON flow_tokens (expires_ms);
+"#,
+    // Decoys (anti-enumeration) get a state of their own; passwords of rows written
+    // before routes were stored by reference are removed once those rows are done.
+    r#"
+ALTER TABLE outbox DROP CONSTRAINT outbox_state_check;
+ALTER TABLE outbox ADD CONSTRAINT outbox_state_check
+    CHECK (state IN ('pending', 'sending', 'sent', 'dead', 'decoy'));
+UPDATE outbox SET meta = meta #- '{route,password}' WHERE state IN ('sent', 'dead');
+CREATE INDEX users_username_lower ON users (lower(username));
 "#,
 ];
 
@@ -139,7 +148,8 @@ impl PostgresStore {
         let done: i64 = tx
             .query_one("SELECT count(*) FROM schema_migrations", &[])
             .map_err(db)?
-            .get(0);
+            .try_get(0)
+            .map_err(db)?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
             tx.batch_execute(sql).map_err(db)?;
             tx.execute(
@@ -152,35 +162,65 @@ impl PostgresStore {
     }
 }
 
-fn row_user(r: &Row) -> User {
-    User {
-        id: Some(r.get::<_, i64>(0).to_string()),
-        username: r.get(1),
-        name: r.get(2),
-        email: r.get(3),
-        is_active: r.get(4),
-        locale: r.get(5),
-    }
+/// Column `i` of `r`; a NULL or a type that does not fit is corrupt data, never a
+/// panic.
+fn col<'a, T: postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> Result<T, StoreError> {
+    r.try_get(i)
+        .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+}
+
+fn row_user(r: &Row) -> Result<User, StoreError> {
+    Ok(User {
+        id: Some(col::<i64>(r, 0)?.to_string()),
+        username: col(r, 1)?,
+        name: col(r, 2)?,
+        email: col(r, 3)?,
+        is_active: col(r, 4)?,
+        locale: col(r, 5)?,
+    })
 }
 
 const USER_COLS: &str = "id, username, name, email, is_active, locale";
 const TOKEN_COLS: &str =
     "key_hash, identifier, user_id, flow_slug, stage_name, expires_ms, intent, revoke_on_execution, plan";
 
-fn row_token(r: &Row) -> StoredToken {
-    StoredToken {
-        key_hash: r.get(0),
+fn row_token(r: &Row) -> Result<StoredToken, StoreError> {
+    Ok(StoredToken {
+        key_hash: col(r, 0)?,
         token: FlowToken {
-            identifier: r.get(1),
-            user_id: r.get(2),
-            flow_slug: r.get(3),
-            stage_name: r.get(4),
-            expires_ms: r.get(5),
-            intent: r.get(6),
+            identifier: col(r, 1)?,
+            user_id: col(r, 2)?,
+            flow_slug: col(r, 3)?,
+            stage_name: col(r, 4)?,
+            expires_ms: col(r, 5)?,
+            intent: col(r, 6)?,
         },
-        revoke_on_execution: r.get(7),
-        plan: r.get::<_, Value>(8),
-    }
+        revoke_on_execution: col(r, 7)?,
+        plan: col::<Value>(r, 8)?,
+    })
+}
+
+/// Another user whose email is this username.
+const CLASH_USERNAME: &str =
+    "SELECT 1 FROM users WHERE email <> '' AND lower(email) = lower($1) AND id <> $2 LIMIT 1";
+/// Another user whose username is this email.
+const CLASH_EMAIL: &str =
+    "SELECT 1 FROM users WHERE lower(username) = lower($1) AND id <> $2 LIMIT 1";
+
+/// Serialises writes of usernames and emails across hosts for the transaction, so
+/// the clash checks and the write are one step.
+fn lock_identities(tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
+    tx.batch_execute("SELECT pg_advisory_xact_lock(7317002)")
+        .map_err(db)
+}
+
+fn clashes(
+    tx: &mut postgres::Transaction<'_>,
+    sql: &str,
+    value: &str,
+    own_id: i64,
+) -> Result<bool, StoreError> {
+    Ok(tx.query_opt(sql, &[&value, &own_id]).map_err(db)?.is_some())
 }
 
 fn id_of(id: &str) -> Option<i64> {
@@ -189,8 +229,16 @@ fn id_of(id: &str) -> Option<i64> {
 
 impl Store for PostgresStore {
     fn create_user(&self, n: &NewUser) -> Result<User, StoreError> {
-        let row = self
-            .conn()?
+        let mut c = self.conn()?;
+        let mut tx = c.transaction().map_err(db)?;
+        lock_identities(&mut tx)?;
+        if clashes(&mut tx, CLASH_USERNAME, &n.username, -1)? {
+            return Err(username_clash(&n.username));
+        }
+        if !n.email.is_empty() && clashes(&mut tx, CLASH_EMAIL, &n.email, -1)? {
+            return Err(email_clash(&n.email));
+        }
+        let row = tx
             .query_one(
                 &format!("INSERT INTO users (username, name, email, is_active, password_hash) VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLS}"),
                 &[&n.username, &n.name, &n.email, &n.is_active, &n.password_hash],
@@ -202,37 +250,39 @@ impl Store for PostgresStore {
                     db(e)
                 }
             })?;
-        Ok(row_user(&row))
+        let user = row_user(&row)?;
+        tx.commit().map_err(db)?;
+        Ok(user)
     }
     fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
         let Some(id) = id_of(id) else { return Ok(None) };
-        Ok(self
-            .conn()?
+        self.conn()?
             .query_opt(
                 &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
                 &[&id],
             )
             .map_err(db)?
-            .map(|r| row_user(&r)))
+            .map(|r| row_user(&r))
+            .transpose()
     }
     fn find_user(&self, identifier: &str) -> Result<Option<User>, StoreError> {
-        Ok(self
+        self
             .conn()?
             .query_opt(
                 &format!("SELECT {USER_COLS} FROM users WHERE username = $1 OR (email <> '' AND lower(email) = lower($1)) ORDER BY (username = $1) DESC, id LIMIT 1"),
                 &[&identifier],
             )
             .map_err(db)?
-            .map(|r| row_user(&r)))
+            .map(|r| row_user(&r))
+            .transpose()
     }
     fn users(&self) -> Result<Vec<User>, StoreError> {
-        Ok(self
-            .conn()?
+        self.conn()?
             .query(&format!("SELECT {USER_COLS} FROM users ORDER BY id"), &[])
             .map_err(db)?
             .iter()
             .map(row_user)
-            .collect())
+            .collect::<Result<_, _>>()
     }
     fn set_active(&self, id: &str, active: bool) -> Result<bool, StoreError> {
         let Some(id) = id_of(id) else {
@@ -251,11 +301,17 @@ impl Store for PostgresStore {
         let Some(id) = id_of(id) else {
             return Ok(false);
         };
-        Ok(self
-            .conn()?
+        let mut c = self.conn()?;
+        let mut tx = c.transaction().map_err(db)?;
+        lock_identities(&mut tx)?;
+        if !email.is_empty() && clashes(&mut tx, CLASH_EMAIL, email, id)? {
+            return Err(email_clash(email));
+        }
+        let n = tx
             .execute("UPDATE users SET email = $2 WHERE id = $1", &[&id, &email])
-            .map_err(db)?
-            > 0)
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(n > 0)
     }
     fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
         let Some(id) = id_of(id) else {
@@ -276,7 +332,9 @@ impl Store for PostgresStore {
             .conn()?
             .query_opt("SELECT password_hash FROM users WHERE id = $1", &[&id])
             .map_err(db)?
-            .and_then(|r| r.get::<_, Option<String>>(0)))
+            .map(|r| col::<Option<String>>(&r, 0))
+            .transpose()?
+            .flatten())
     }
     fn insert_token(&self, t: &StoredToken) -> Result<(), StoreError> {
         self.conn()?
@@ -310,12 +368,13 @@ impl Store for PostgresStore {
             &[&key_hash, &now_ms],
         )
         .map_err(db)?;
-        Ok(c.query_opt(
+        c.query_opt(
             &format!("SELECT {TOKEN_COLS} FROM flow_tokens WHERE key_hash = $1"),
             &[&key_hash],
         )
         .map_err(db)?
-        .map(|r| row_token(&r)))
+        .map(|r| row_token(&r))
+        .transpose()
     }
     fn consume_token(&self, key_hash: &str, now_ms: i64) -> Result<Option<FlowToken>, StoreError> {
         Ok(self
@@ -326,6 +385,7 @@ impl Store for PostgresStore {
             )
             .map_err(db)?
             .map(|r| row_token(&r))
+            .transpose()?
             .filter(|t| t.token.expires_ms >= now_ms)
             .map(|t| t.token))
     }
@@ -349,7 +409,18 @@ impl Store for PostgresStore {
             .conn()?
             .query_one("SELECT count(*) FROM flow_tokens", &[])
             .map_err(db)?
-            .get::<_, i64>(0) as u64)
+            .try_get::<_, i64>(0)
+            .map_err(db)? as u64)
+    }
+    fn token_sweep(&self, now_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        self.conn()?
+            .execute(
+                "DELETE FROM flow_tokens WHERE key_hash IN
+                 (SELECT key_hash FROM flow_tokens WHERE expires_ms < $1 LIMIT $2
+                  FOR UPDATE SKIP LOCKED)",
+                &[&now_ms, &(limit as i64)],
+            )
+            .map_err(db)
     }
     fn add_event(&self, e: &Event) -> Result<(), StoreError> {
         self.conn()?
@@ -361,7 +432,7 @@ impl Store for PostgresStore {
         Ok(())
     }
     fn events(&self, action: Option<&str>) -> Result<Vec<Event>, StoreError> {
-        Ok(self
+        self
             .conn()?
             .query(
                 "SELECT action, context, at_ms FROM events WHERE $1::TEXT IS NULL OR action = $1 ORDER BY id",
@@ -369,8 +440,8 @@ impl Store for PostgresStore {
             )
             .map_err(db)?
             .iter()
-            .map(|r| Event { action: r.get(0), context: r.get(1), at_ms: r.get(2) })
-            .collect())
+            .map(|r| Ok(Event { action: col(r, 0)?, context: col(r, 1)?, at_ms: col(r, 2)? }))
+            .collect::<Result<_, StoreError>>()
     }
 }
 
@@ -379,21 +450,29 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 }
 
 impl OutboxStore for PostgresStore {
-    fn outbox_push(&self, mail: &OutgoingMail, now_ms: i64) -> Result<bool, StoreError> {
-        let meta = serde_json::to_value(OutgoingMail {
-            raw: Vec::new(),
-            ..mail.clone()
-        })
-        .map_err(corrupt)?;
+    fn outbox_push(&self, mail: &QueuedMail, now_ms: i64) -> Result<bool, StoreError> {
+        let meta = serde_json::to_value(mail).map_err(corrupt)?;
+        let state = if mail.decoy { "decoy" } else { "pending" };
         let n = self
             .conn()?
             .execute(
                 "INSERT INTO outbox (message_id, meta, raw, state, next_at_ms, created_ms)
-                 VALUES ($1, $2, $3, 'pending', $4, $4) ON CONFLICT (message_id) DO NOTHING",
-                &[&mail.message_id, &meta, &mail.raw, &now_ms],
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (message_id) DO NOTHING",
+                &[&mail.message_id, &meta, &mail.raw, &state, &now_ms],
             )
             .map_err(db)?;
         Ok(n == 1)
+    }
+
+    fn outbox_sweep_decoys(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        self.conn()?
+            .execute(
+                "DELETE FROM outbox WHERE id IN
+                 (SELECT id FROM outbox WHERE state = 'decoy' AND created_ms < $1 LIMIT $2
+                  FOR UPDATE SKIP LOCKED)",
+                &[&before_ms, &(limit as i64)],
+            )
+            .map_err(db)
     }
 
     fn outbox_claim(
@@ -417,19 +496,23 @@ impl OutboxStore for PostgresStore {
                 &[&now_ms, &now_ms.saturating_add(lease_ms), &(limit as i64)],
             )
             .map_err(db)?;
-        rows.iter()
+        // RETURNING comes in no particular order: hand the batch out oldest first.
+        let mut out = rows
+            .iter()
             .map(|r| {
-                let mut mail: OutgoingMail =
-                    serde_json::from_value(r.get::<_, Value>(1)).map_err(corrupt)?;
-                mail.raw = r.get(2);
+                let mut mail: QueuedMail =
+                    serde_json::from_value(col::<Value>(r, 1)?).map_err(corrupt)?;
+                mail.raw = col(r, 2)?;
                 Ok(OutboxRow {
-                    id: r.get(0),
+                    id: col(r, 0)?,
                     mail,
-                    attempts: r.get::<_, i32>(3) as u32,
-                    created_ms: r.get(4),
+                    attempts: col::<i32>(r, 3)? as u32,
+                    created_ms: col(r, 4)?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by_key(|r| r.id);
+        Ok(out)
     }
 
     fn outbox_finish(
@@ -442,13 +525,13 @@ impl OutboxStore for PostgresStore {
         let mut tx = c.transaction().map_err(db)?;
         match outcome {
             OutboxOutcome::Sent => tx
-                .execute("UPDATE outbox SET state = 'sent', raw = ''::bytea, last_error = NULL WHERE id = $1", &[&id]),
+                .execute("UPDATE outbox SET state = 'sent', raw = ''::bytea, last_error = NULL, meta = meta #- '{route,password}' WHERE id = $1", &[&id]),
             OutboxOutcome::Retry { at_ms, error } => tx.execute(
                 "UPDATE outbox SET state = 'pending', next_at_ms = $2, last_error = $3 WHERE id = $1",
                 &[&id, at_ms, error],
             ),
             OutboxOutcome::Dead { error } => {
-                tx.execute("UPDATE outbox SET state = 'dead', last_error = $2 WHERE id = $1", &[&id, error])
+                tx.execute("UPDATE outbox SET state = 'dead', last_error = $2, meta = meta #- '{route,password}' WHERE id = $1", &[&id, error])
             }
         }
         .map_err(db)?;
@@ -469,36 +552,37 @@ impl OutboxStore for PostgresStore {
             .query("SELECT state, count(*) FROM outbox GROUP BY state", &[])
             .map_err(db)?
         {
-            let n = r.get::<_, i64>(1) as u64;
-            match r.get::<_, &str>(0) {
+            let n = col::<i64>(&r, 1)? as u64;
+            match col::<&str>(&r, 0)? {
                 "pending" => out.pending = n,
                 "sending" => out.sending = n,
                 "sent" => out.sent = n,
-                _ => out.dead = n,
+                "dead" => out.dead = n,
+                _ => {}
             }
         }
         Ok(out)
     }
 
     fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn()?
+        self.conn()?
             .query_one(
                 "SELECT min(next_at_ms) FROM outbox WHERE state = 'pending'",
                 &[],
             )
             .map_err(db)?
-            .get::<_, Option<i64>>(0))
+            .try_get::<_, Option<i64>>(0)
+            .map_err(db)
     }
 }
 
 impl SessionStore for PostgresStore {
     fn session_load(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn()?
+        self.conn()?
             .query_opt("SELECT data FROM sessions WHERE key = $1", &[&key])
             .map_err(db)?
-            .map(|r| r.get(0)))
+            .map(|r| col(&r, 0))
+            .transpose()
     }
     fn session_save(&self, key: &str, data: &str, now_ms: i64) -> Result<(), StoreError> {
         // A session write lost in a database crash costs a browser one step; it need

@@ -4,13 +4,13 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use plugin_api::{FlowToken, OutgoingMail, User};
+use plugin_api::{FlowToken, User};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use super::{
-    Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, SessionStore, Store,
-    StoreError, StoredToken,
+    email_clash, username_clash, Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow,
+    OutboxStore, QueuedMail, SessionStore, Store, StoreError, StoredToken,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -71,6 +71,30 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_updated ON sessions (updated_ms);
 CREATE INDEX flow_tokens_expiry ON flow_tokens (expires_ms);
 "#,
+    // Decoys (anti-enumeration) get a state of their own; SQLite changes a CHECK only
+    // by rebuilding the table. Passwords of rows written before routes were stored by
+    // reference are removed once those rows are done.
+    r#"
+CREATE TABLE outbox_v2 (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    meta TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'dead', 'decoy')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at_ms INTEGER NOT NULL,
+    lease_until_ms INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL,
+    last_error TEXT
+);
+INSERT INTO outbox_v2 (id, message_id, meta, raw, state, attempts, next_at_ms, lease_until_ms, created_ms, last_error)
+    SELECT id, message_id, meta, raw, state, attempts, next_at_ms, lease_until_ms, created_ms, last_error FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v2 RENAME TO outbox;
+CREATE INDEX outbox_due ON outbox (state, next_at_ms);
+UPDATE outbox SET meta = json_remove(meta, '$.route.password') WHERE state IN ('sent', 'dead');
+CREATE INDEX users_username_lower ON users (lower(username));
+"#,
 ];
 
 /// SQLite, the embedded default: one file, migrated at open.
@@ -112,6 +136,20 @@ fn row_token(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StoredToken, String)> {
 
 const TOKEN_COLS: &str =
     "key_hash, identifier, user_id, flow_slug, stage_name, expires_ms, intent, revoke_on_execution, plan";
+
+/// Another user whose email is this username.
+const CLASH_USERNAME: &str =
+    "SELECT 1 FROM users WHERE email != '' AND lower(email) = lower(?1) AND id != ?2 LIMIT 1";
+/// Another user whose username is this email.
+const CLASH_EMAIL: &str =
+    "SELECT 1 FROM users WHERE lower(username) = lower(?1) AND id != ?2 LIMIT 1";
+
+fn clashes(c: &Connection, sql: &str, value: &str, own_id: i64) -> Result<bool, StoreError> {
+    Ok(c.prepare_cached(sql)?
+        .query_row(params![value, own_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
 
 fn conflict(e: rusqlite::Error, what: String) -> StoreError {
     match e {
@@ -162,13 +200,23 @@ fn parse_plan(text: &str) -> Result<Value, StoreError> {
 
 impl Store for SqliteStore {
     fn create_user(&self, n: &NewUser) -> Result<User, StoreError> {
-        let c = self.conn();
-        c.prepare_cached(
+        let mut c = self.conn();
+        // Immediate: the checks and the insert hold the write lock together, also
+        // against another process on the same file.
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if clashes(&tx, CLASH_USERNAME, &n.username, -1)? {
+            return Err(username_clash(&n.username));
+        }
+        if !n.email.is_empty() && clashes(&tx, CLASH_EMAIL, &n.email, -1)? {
+            return Err(email_clash(&n.email));
+        }
+        tx.prepare_cached(
             "INSERT INTO users (username, name, email, is_active, password_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![n.username, n.name, n.email, n.is_active, n.password_hash])
         .map_err(|e| conflict(e, format!("user '{}'", n.username)))?;
-        let id = c.last_insert_rowid();
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
         Ok(User {
             id: Some(id.to_string()),
             username: n.username.clone(),
@@ -192,7 +240,8 @@ impl Store for SqliteStore {
         Ok(self
             .conn()
             .prepare_cached(&format!(
-                "SELECT {USER_COLS} FROM users WHERE username = ?1 OR (email != '' AND lower(email) = lower(?1)) ORDER BY username = ?1 DESC, id LIMIT 1"
+                "SELECT {USER_COLS} FROM users WHERE username = ?1 OR (email != '' AND lower(email) = lower(?1))
+                 ORDER BY (CASE WHEN instr(?1, '@') > 0 THEN lower(email) = lower(?1) ELSE username = ?1 END) DESC, id LIMIT 1"
             ))?
             .query_row([identifier], row_user)
             .optional()?)
@@ -210,10 +259,19 @@ impl Store for SqliteStore {
         )
     }
     fn set_email(&self, id: &str, email: &str) -> Result<bool, StoreError> {
-        self.update(
-            "UPDATE users SET email = ?2 WHERE id = ?1",
-            params![id, email],
-        )
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(false);
+        };
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if !email.is_empty() && clashes(&tx, CLASH_EMAIL, email, id)? {
+            return Err(email_clash(email));
+        }
+        let n = tx
+            .prepare_cached("UPDATE users SET email = ?2 WHERE id = ?1")?
+            .execute(params![id, email])?;
+        tx.commit()?;
+        Ok(n > 0)
     }
     fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
         self.update(
@@ -297,6 +355,15 @@ impl Store for SqliteStore {
                 r.get::<_, i64>(0)
             })? as u64)
     }
+    fn token_sweep(&self, now_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "DELETE FROM flow_tokens WHERE key_hash IN
+                 (SELECT key_hash FROM flow_tokens WHERE expires_ms < ?1 LIMIT ?2)",
+            )?
+            .execute(params![now_ms, limit as i64])? as u64)
+    }
     fn add_event(&self, e: &Event) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached("INSERT INTO events (action, context, at_ms) VALUES (?1, ?2, ?3)")?
@@ -334,20 +401,27 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 }
 
 impl OutboxStore for SqliteStore {
-    fn outbox_push(&self, mail: &OutgoingMail, now_ms: i64) -> Result<bool, StoreError> {
-        let meta = OutgoingMail {
-            raw: Vec::new(),
-            ..mail.clone()
-        };
-        let meta = serde_json::to_string(&meta).map_err(corrupt)?;
+    fn outbox_push(&self, mail: &QueuedMail, now_ms: i64) -> Result<bool, StoreError> {
+        let meta = serde_json::to_string(mail).map_err(corrupt)?;
+        let state = if mail.decoy { "decoy" } else { "pending" };
         let n = self
             .conn()
             .prepare_cached(
                 "INSERT INTO outbox (message_id, meta, raw, state, next_at_ms, created_ms)
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?4) ON CONFLICT (message_id) DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (message_id) DO NOTHING",
             )?
-            .execute(params![mail.message_id, meta, mail.raw, now_ms])?;
+            .execute(params![mail.message_id, meta, mail.raw, state, now_ms])?;
         Ok(n == 1)
+    }
+
+    fn outbox_sweep_decoys(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "DELETE FROM outbox WHERE id IN
+                 (SELECT id FROM outbox WHERE state = 'decoy' AND created_ms < ?1 LIMIT ?2)",
+            )?
+            .execute(params![before_ms, limit as i64])? as u64)
     }
 
     fn outbox_claim(
@@ -382,7 +456,7 @@ impl OutboxStore for SqliteStore {
         let mut out = Vec::new();
         for row in rows {
             let (id, meta, raw, attempts, created_ms) = row?;
-            let mut mail: OutgoingMail = serde_json::from_str(&meta).map_err(corrupt)?;
+            let mut mail: QueuedMail = serde_json::from_str(&meta).map_err(corrupt)?;
             mail.raw = raw;
             out.push(OutboxRow {
                 id,
@@ -391,6 +465,8 @@ impl OutboxStore for SqliteStore {
                 created_ms,
             });
         }
+        // RETURNING comes in no particular order: hand the batch out oldest first.
+        out.sort_by_key(|r| r.id);
         Ok(out)
     }
 
@@ -405,13 +481,13 @@ impl OutboxStore for SqliteStore {
         match outcome {
             // The body is no longer needed; the row stays for the idempotency check.
             OutboxOutcome::Sent => tx
-                .prepare_cached("UPDATE outbox SET state = 'sent', raw = x'', last_error = NULL WHERE id = ?1")?
+                .prepare_cached("UPDATE outbox SET state = 'sent', raw = x'', last_error = NULL, meta = json_remove(meta, '$.route.password') WHERE id = ?1")?
                 .execute(params![id])?,
             OutboxOutcome::Retry { at_ms, error } => tx
                 .prepare_cached("UPDATE outbox SET state = 'pending', next_at_ms = ?2, last_error = ?3 WHERE id = ?1")?
                 .execute(params![id, at_ms, error])?,
             OutboxOutcome::Dead { error } => tx
-                .prepare_cached("UPDATE outbox SET state = 'dead', last_error = ?2 WHERE id = ?1")?
+                .prepare_cached("UPDATE outbox SET state = 'dead', last_error = ?2, meta = json_remove(meta, '$.route.password') WHERE id = ?1")?
                 .execute(params![id, error])?,
         };
         if let Some(e) = event {
@@ -435,7 +511,8 @@ impl OutboxStore for SqliteStore {
                 "pending" => out.pending = n,
                 "sending" => out.sending = n,
                 "sent" => out.sent = n,
-                _ => out.dead = n,
+                "dead" => out.dead = n,
+                _ => {}
             }
         }
         Ok(out)

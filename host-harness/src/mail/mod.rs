@@ -10,22 +10,27 @@
 //! too old. One failing message never holds up the others.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Address, FileTransport, SmtpTransport, Transport};
-use plugin_api::token::sha256_hex;
-use plugin_api::{MailRoute, OutgoingMail, SmtpSettings};
+use lettre::{FileTransport, SmtpTransport, Transport};
+use plugin_api::SmtpSettings;
 use serde_json::json;
 
 use crate::clock::Clock;
 use crate::store::{Event, HostStore, OutboxOutcome, OutboxRow};
+
+mod route;
+mod smtp;
+mod test_email;
+
+pub use route::{MailRoutes, QueuedMail, RouteRef};
+use smtp::{classify, envelope, settings_key};
+pub use smtp::{smtp_transport, Failure};
+pub use test_email::{test_email, TestEmailError};
 
 /// Where mail for the global route goes.
 #[derive(Debug, Clone)]
@@ -113,90 +118,14 @@ impl Default for OutboxConfig {
     }
 }
 
-/// A delivery failure, classified from lettre's error kinds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// Worth retrying (4xx, connection, timeout, TLS handshake, I/O).
-    Transient(String),
-    /// Retrying cannot help (5xx, invalid envelope, bad settings).
-    Permanent(String),
-}
-
-fn classify(e: &lettre::transport::smtp::Error) -> Failure {
-    if e.is_permanent() || e.is_client() {
-        Failure::Permanent(e.to_string())
-    } else {
-        Failure::Transient(e.to_string())
-    }
-}
-
-/// Builds a pooled, blocking SMTP transport for `s`.
-pub fn smtp_transport(
-    s: &SmtpSettings,
-    extra_roots_pem: &[Vec<u8>],
-    pool_size: u32,
-) -> Result<SmtpTransport, MailError> {
-    if s.use_tls && s.use_ssl {
-        return Err(MailError::Settings(
-            "use_tls and use_ssl are both set".into(),
-        ));
-    }
-    let mut b = SmtpTransport::builder_dangerous(s.host.as_str())
-        .port(s.port)
-        .timeout(Some(Duration::from_secs(s.timeout_secs.max(1))))
-        .pool_config(PoolConfig::new().max_size(pool_size.max(1)));
-    if s.use_ssl || s.use_tls {
-        let mut p = TlsParameters::builder(s.host.clone());
-        for pem in extra_roots_pem {
-            let cert = lettre::transport::smtp::client::Certificate::from_pem(pem)
-                .map_err(|e| MailError::Settings(format!("CA certificate: {e}")))?;
-            p = p.add_root_certificate(cert);
-        }
-        let p = p.build().map_err(|e| MailError::Settings(e.to_string()))?;
-        b = b.tls(if s.use_ssl {
-            Tls::Wrapper(p)
-        } else {
-            Tls::Required(p)
-        });
-    }
-    if !s.username.is_empty() && !s.password.is_empty() {
-        b = b.credentials(Credentials::new(s.username.clone(), s.password.clone()));
-    }
-    Ok(b.build())
-}
-
-fn envelope(mail: &OutgoingMail) -> Result<Envelope, Failure> {
-    let from: Address = mail
-        .envelope_from
-        .parse()
-        .map_err(|e| Failure::Permanent(format!("invalid envelope sender: {e}")))?;
-    let to = mail
-        .envelope_to
-        .iter()
-        .map(|a| a.parse::<Address>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Failure::Permanent(format!("invalid envelope recipient: {e}")))?;
-    Envelope::new(Some(from), to).map_err(|e| Failure::Permanent(e.to_string()))
-}
-
-fn settings_key(s: &SmtpSettings) -> String {
-    format!(
-        "{}:{}:{}:{}:{}:{}:{}",
-        s.host,
-        s.port,
-        s.username,
-        sha256_hex(&s.password),
-        s.use_tls,
-        s.use_ssl,
-        s.timeout_secs
-    )
-}
-
 struct Shared {
     store: Arc<dyn HostStore>,
     clock: Arc<dyn Clock>,
     global: Delivery,
+    routes: Arc<MailRoutes>,
     config: OutboxConfig,
+    /// Worker iterations that panicked and were resumed.
+    restarts: AtomicU64,
     transports: Mutex<HashMap<String, SmtpTransport>>,
     wake: (Mutex<u64>, Condvar),
     stop: AtomicBool,
@@ -216,7 +145,7 @@ impl Shared {
         Ok(t)
     }
 
-    fn deliver(&self, mail: &OutgoingMail) -> Result<(), Failure> {
+    fn deliver(&self, mail: &QueuedMail) -> Result<(), Failure> {
         let env = envelope(mail)?;
         let smtp = |s: &SmtpSettings| -> Result<(), Failure> {
             self.transport(s)?
@@ -224,13 +153,25 @@ impl Shared {
                 .map(drop)
                 .map_err(|e| classify(&e))
         };
-        match (&mail.route, &self.global) {
-            (MailRoute::Smtp(s), _) | (MailRoute::Global, Delivery::Smtp(s)) => smtp(s),
-            (MailRoute::Global, Delivery::MailDir(dir)) => FileTransport::new(dir)
-                .send_raw(&env, &mail.raw)
-                .map(drop)
-                .map_err(|e| Failure::Transient(e.to_string())),
-        }
+        let stage_settings;
+        let settings = match (&mail.route, &self.global) {
+            (RouteRef::Stage { stage }, _) => {
+                stage_settings = self.routes.get(stage).ok_or_else(|| {
+                    Failure::Transient(format!(
+                        "no SMTP settings for stage '{stage}' in this configuration"
+                    ))
+                })?;
+                &stage_settings
+            }
+            (RouteRef::Smtp(s), _) | (RouteRef::Global, Delivery::Smtp(s)) => s,
+            (RouteRef::Global, Delivery::MailDir(dir)) => {
+                return FileTransport::new(dir)
+                    .send_raw(&env, &mail.raw)
+                    .map(drop)
+                    .map_err(|e| Failure::Transient(e.to_string()))
+            }
+        };
+        smtp(settings)
     }
 
     fn event(&self, action: &str, context: serde_json::Value) -> Option<Event> {
@@ -293,24 +234,52 @@ impl Shared {
         }
     }
 
+    /// Claims and handles one batch; how many messages it held.
+    fn round(&self) -> usize {
+        let claimed =
+            self.store
+                .outbox_claim(self.clock.now_ms(), self.config.lease_ms, self.config.batch);
+        match claimed {
+            Ok(rows) => {
+                let n = rows.len();
+                for row in rows {
+                    self.handle(row);
+                }
+                n
+            }
+            Err(e) => {
+                tracing::error!(target: "mail", error = %e, "outbox claim failed");
+                0
+            }
+        }
+    }
+
+    /// A worker: rounds until stopped. A panic in a round is caught, logged and
+    /// recorded as a `system_exception` event, and the worker goes on; a message it
+    /// held comes back when its lease runs out.
     fn work(&self) {
         while !self.stop.load(Ordering::SeqCst) {
             self.busy.fetch_add(1, Ordering::SeqCst);
-            let claimed = self.store.outbox_claim(
-                self.clock.now_ms(),
-                self.config.lease_ms,
-                self.config.batch,
-            );
-            let got = match claimed {
-                Ok(rows) => {
-                    let n = rows.len();
-                    for row in rows {
-                        self.handle(row);
-                    }
-                    n
-                }
-                Err(e) => {
-                    tracing::error!(target: "mail", error = %e, "outbox claim failed");
+            let got = match catch_unwind(AssertUnwindSafe(|| self.round())) {
+                Ok(n) => n,
+                Err(panic) => {
+                    self.restarts.fetch_add(1, Ordering::SeqCst);
+                    let detail = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into());
+                    tracing::error!(target: "mail", error = %detail, "delivery worker panicked; resuming");
+                    let event = Event {
+                        action: "system_exception".into(),
+                        context: json!({
+                            "message": "A delivery worker failed and was restarted.",
+                            "stage": "mail",
+                            "error": detail,
+                        }),
+                        at_ms: self.clock.now_ms(),
+                    };
+                    let _ = catch_unwind(AssertUnwindSafe(|| self.store.add_event(&event)));
                     0
                 }
             };
@@ -346,6 +315,7 @@ impl MailQueue {
     /// run (or another host sharing the store) is delivered too.
     pub fn start(
         global: Delivery,
+        routes: Arc<MailRoutes>,
         store: Arc<dyn HostStore>,
         clock: Arc<dyn Clock>,
         config: OutboxConfig,
@@ -365,7 +335,9 @@ impl MailQueue {
             store,
             clock,
             global,
+            routes,
             config,
+            restarts: AtomicU64::new(0),
             transports: Mutex::new(HashMap::new()),
             wake: (Mutex::new(0), Condvar::new()),
             stop: AtomicBool::new(false),
@@ -386,18 +358,29 @@ impl MailQueue {
         })
     }
 
-    /// Writes a message to the outbox and wakes a worker; returns at once. A
-    /// Message-ID already queued or delivered is not queued again.
-    pub fn enqueue(&self, mail: OutgoingMail) -> Result<(), MailError> {
+    /// Writes a message to the outbox and wakes the workers; returns at once. A
+    /// Message-ID already queued or delivered is not queued again. A decoy is
+    /// written the same way (and wakes the workers the same way) but never sent.
+    pub fn enqueue(&self, mail: &QueuedMail) -> Result<(), MailError> {
         let added = self
             .shared
             .store
-            .outbox_push(&mail, self.shared.clock.now_ms())
+            .outbox_push(mail, self.shared.clock.now_ms())
             .map_err(|e| MailError::Store(e.to_string()))?;
         if added {
             self.shared.notify();
         }
         Ok(())
+    }
+
+    /// The SMTP settings of the stages, by binding name.
+    pub fn routes(&self) -> &MailRoutes {
+        &self.shared.routes
+    }
+
+    /// How many times a delivery worker panicked and was resumed.
+    pub fn worker_restarts(&self) -> u64 {
+        self.shared.restarts.load(Ordering::SeqCst)
     }
 
     /// Waits until no message is due or being delivered (retries scheduled later
@@ -461,125 +444,5 @@ mod tests {
         assert_eq!(p.backoff_ms(3, 1.0), 4000);
         assert_eq!(p.backoff_ms(30, 1.0), 300_000);
         assert_eq!(p.backoff_ms(30, 0.0), 150_000);
-    }
-}
-
-/// Why `test-email` could not send.
-#[derive(Debug, thiserror::Error)]
-pub enum TestEmailError {
-    /// No email stage has this name (authentik's wording).
-    #[error("Stage '{0}' does not exist")]
-    NoStage(String),
-    /// The stage or host settings are unusable.
-    #[error("invalid settings: {0}")]
-    Settings(String),
-    /// The server refused or could not be reached.
-    #[error("{kind} failure: {error}")]
-    Delivery {
-        /// `transient` or `permanent`.
-        kind: &'static str,
-        /// What the server or network said.
-        error: String,
-    },
-}
-
-/// Sends one message now, bypassing the outbox (authentik's `ak test_email`), with
-/// the settings of email stage `stage` (whose configuration uses authentik's field
-/// names) or the global ones. Returns a line describing where it went.
-pub fn test_email(
-    cfg: &crate::config::HostConfig,
-    to: &str,
-    stage: Option<&str>,
-) -> Result<String, TestEmailError> {
-    use lettre::message::{Mailbox, Message, MultiPart};
-    let settings = |e: String| TestEmailError::Settings(e);
-    let (route, from) = match stage {
-        None => (MailRoute::Global, cfg.mail.from.clone()),
-        Some(name) => {
-            let def = cfg
-                .stages
-                .iter()
-                .find(|s| s.name == name && s.kind == "email")
-                .ok_or_else(|| TestEmailError::NoStage(name.to_string()))?;
-            let c = &def.config;
-            let text =
-                |k: &str, d: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or(d).to_string();
-            let flag = |k: &str| c.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-            if flag("use_global_settings") {
-                (MailRoute::Global, cfg.mail.from.clone())
-            } else {
-                let port = c.get("port").and_then(|v| v.as_u64()).unwrap_or(25);
-                let s = SmtpSettings {
-                    host: text("host", "localhost"),
-                    port: u16::try_from(port).map_err(|_| settings(format!("port {port}")))?,
-                    username: text("username", ""),
-                    password: text("password", ""),
-                    use_tls: flag("use_tls"),
-                    use_ssl: flag("use_ssl"),
-                    timeout_secs: c.get("timeout").and_then(|v| v.as_u64()).unwrap_or(10),
-                };
-                (
-                    MailRoute::Smtp(s),
-                    text("from_address", "system@authentik.local"),
-                )
-            }
-        }
-    };
-    let from: Mailbox = from
-        .parse()
-        .map_err(|e| settings(format!("from address: {e}")))?;
-    let to_box: Mailbox = to
-        .parse()
-        .map_err(|e| settings(format!("recipient: {e}")))?;
-    let msg = Message::builder()
-        .from(from)
-        .to(to_box)
-        .subject("authentik Test-Email")
-        .multipart(MultiPart::alternative_plain_html(
-            "This is a test email from the identity host.".to_string(),
-            "<p>This is a test email from the identity host.</p>".to_string(),
-        ))
-        .map_err(|e| settings(e.to_string()))?;
-    let mut roots = Vec::new();
-    if let Some(f) = &cfg.mail.ca_file {
-        roots.push(std::fs::read(f).map_err(|e| settings(format!("{}: {e}", f.display())))?);
-    }
-    let global = cfg.delivery().map_err(|e| settings(e.to_string()))?;
-    let smtp_send = |s: &SmtpSettings| {
-        let t = smtp_transport(s, &roots, 1).map_err(|e| settings(e.to_string()))?;
-        t.send(&msg).map_err(|e| match classify(&e) {
-            Failure::Transient(error) => TestEmailError::Delivery {
-                kind: "transient",
-                error,
-            },
-            Failure::Permanent(error) => TestEmailError::Delivery {
-                kind: "permanent",
-                error,
-            },
-        })?;
-        let mode = if s.use_ssl {
-            "implicit TLS"
-        } else if s.use_tls {
-            "STARTTLS"
-        } else {
-            "plain"
-        };
-        Ok(format!(
-            "Email to {to} sent via {}:{} ({mode})",
-            s.host, s.port
-        ))
-    };
-    match (&route, &global) {
-        (MailRoute::Smtp(s), _) | (MailRoute::Global, Delivery::Smtp(s)) => smtp_send(s),
-        (MailRoute::Global, Delivery::MailDir(dir)) => {
-            std::fs::create_dir_all(dir).map_err(|e| settings(e.to_string()))?;
-            FileTransport::new(dir)
-                .send(&msg)
-                .map_err(|e| TestEmailError::Delivery {
-                    kind: "transient",
-                    error: e.to_string(),
-                })?;
-            Ok(format!("Email to {to} written to {}", dir.display()))
-        }
     }
 }

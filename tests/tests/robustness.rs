@@ -1,0 +1,150 @@
+//! Failures outside the request path: a delivery worker that panics is resumed, and
+//! a PostgreSQL row that does not decode is an error, not a panic.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use e2e_tests::{email_plugin, host_with, postgres_url, smtp_mail, test_mail, unique_name};
+use e2e_tests::{Mode, SmtpSink};
+use host_harness::mail::QueuedMail;
+use host_harness::store::{
+    Event, MemoryStore, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore,
+    PostgresStore, SessionStore, Store, StoreError, StoredToken,
+};
+use plugin_api::{FlowToken, User};
+
+/// A store whose first `outbox_claim` calls panic; everything else is `inner`'s.
+struct PanicOnClaim {
+    inner: MemoryStore,
+    panics_left: AtomicUsize,
+}
+
+macro_rules! delegate {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> $ret { self.inner.$name($($arg),*) })*
+    };
+}
+
+impl Store for PanicOnClaim {
+    delegate! {
+        create_user(u: &NewUser) -> Result<User, StoreError>;
+        user(id: &str) -> Result<Option<User>, StoreError>;
+        find_user(i: &str) -> Result<Option<User>, StoreError>;
+        users() -> Result<Vec<User>, StoreError>;
+        set_active(id: &str, a: bool) -> Result<bool, StoreError>;
+        set_email(id: &str, e: &str) -> Result<bool, StoreError>;
+        set_password_hash(id: &str, h: &str) -> Result<bool, StoreError>;
+        password_hash(id: &str) -> Result<Option<String>, StoreError>;
+        insert_token(t: &StoredToken) -> Result<(), StoreError>;
+        token(k: &str, now: i64) -> Result<Option<StoredToken>, StoreError>;
+        consume_token(k: &str, now: i64) -> Result<Option<FlowToken>, StoreError>;
+        delete_token(k: &str) -> Result<bool, StoreError>;
+        revoke_tokens(u: &str, s: &str) -> Result<u64, StoreError>;
+        token_count() -> Result<u64, StoreError>;
+        token_sweep(now: i64, limit: usize) -> Result<u64, StoreError>;
+        add_event(e: &Event) -> Result<(), StoreError>;
+        events(a: Option<&str>) -> Result<Vec<Event>, StoreError>;
+    }
+}
+
+impl OutboxStore for PanicOnClaim {
+    delegate! {
+        outbox_push(m: &QueuedMail, now: i64) -> Result<bool, StoreError>;
+        outbox_finish(id: i64, o: &OutboxOutcome, e: Option<&Event>) -> Result<(), StoreError>;
+        outbox_counts() -> Result<OutboxCounts, StoreError>;
+        outbox_next_due() -> Result<Option<i64>, StoreError>;
+        outbox_sweep_decoys(before: i64, limit: usize) -> Result<u64, StoreError>;
+    }
+    fn outbox_claim(
+        &self,
+        now: i64,
+        lease: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let left = self.panics_left.load(Ordering::SeqCst);
+        if left > 0 && self.panics_left.fetch_sub(1, Ordering::SeqCst) > 0 {
+            panic!("deliberate panic in outbox_claim");
+        }
+        self.inner.outbox_claim(now, lease, limit)
+    }
+}
+
+impl SessionStore for PanicOnClaim {
+    delegate! {
+        session_load(k: &str) -> Result<Option<String>, StoreError>;
+        session_save(k: &str, d: &str, now: i64) -> Result<(), StoreError>;
+        session_delete(k: &str) -> Result<(), StoreError>;
+        session_sweep(before: i64, limit: usize) -> Result<u64, StoreError>;
+    }
+}
+
+#[test]
+fn a_panicking_delivery_worker_is_resumed_and_the_mail_still_goes_out() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let store = Arc::new(PanicOnClaim {
+        inner: MemoryStore::new(),
+        panics_left: AtomicUsize::new(3),
+    });
+    let port = sink.port;
+    let h = host_with(
+        vec![email_plugin(Mode::Cdylib)],
+        store.clone(),
+        move |cfg| {
+            cfg.mail = smtp_mail("127.0.0.1", port);
+            // One worker: if it died, nothing would ever be delivered.
+            cfg.mail.outbox.workers = 1;
+        },
+    );
+    h.ex.mail
+        .enqueue(&test_mail("after-panic", "someone@example.com"))
+        .unwrap();
+    let got = sink.wait_for(1, Duration::from_secs(20));
+    assert_eq!(
+        got.len(),
+        1,
+        "the mail was delivered after the worker panicked"
+    );
+    assert!(h.ex.mail.worker_restarts() >= 3);
+    let ev = h.events("system_exception");
+    assert!(
+        ev.iter().any(|e| e["stage"] == "mail"
+            && e["error"]
+                .as_str()
+                .is_some_and(|s| s.contains("deliberate panic"))),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn an_undecodable_postgres_row_is_an_error_not_a_panic() {
+    let Some(pg) = postgres_url() else {
+        return;
+    };
+    let schema = unique_name("corrupt");
+    let store = PostgresStore::open(&pg, Some(&schema)).unwrap();
+    let u = store
+        .create_user(&NewUser {
+            username: "broken".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut c = postgres::Client::connect(&pg, postgres::NoTls).unwrap();
+    c.batch_execute(&format!(
+        "ALTER TABLE \"{schema}\".users ALTER COLUMN name DROP NOT NULL;
+         UPDATE \"{schema}\".users SET name = NULL"
+    ))
+    .unwrap();
+    let id = u.id.unwrap();
+    for r in [store.user(&id), store.find_user("broken")] {
+        match r {
+            Err(StoreError::Corrupt(detail)) => assert!(detail.contains("column 2"), "{detail}"),
+            other => panic!("expected corrupt data, got {other:?}"),
+        }
+    }
+    assert!(matches!(store.users(), Err(StoreError::Corrupt(_))));
+    c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .unwrap();
+}
