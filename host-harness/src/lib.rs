@@ -25,5 +25,6 @@ pub mod executor;
 pub mod http;
 pub mod mail;
 pub mod maildir;
+pub mod maintenance;
 pub mod services;
 pub mod store;

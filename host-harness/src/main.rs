@@ -250,6 +250,14 @@ fn main() -> anyhow::Result<()> {
             let settings = cfg.http.to_settings(&cfg.database)?;
             let plugins = config::load_plugins(&cfg)?;
             let ex = config::build_executor(&cfg, &plugins, config::Backends::from_config(&cfg)?)?;
+            let _housekeeping = host_harness::maintenance::Maintenance::start(
+                ex.store.clone(),
+                ex.clock.clone(),
+                host_harness::maintenance::Housekeeping {
+                    session_idle_ms: settings.sessions.idle_ms,
+                    ..Default::default()
+                },
+            )?;
             let state = host_harness::http::AppState::with_settings(ex, settings);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
