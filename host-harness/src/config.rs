@@ -136,6 +136,9 @@ pub struct OutboxSettings {
     pub max_attempts: u32,
     /// Hours after which an undelivered message becomes a dead letter.
     pub max_age_hours: u64,
+    /// Milliseconds within which delivery of a new mail starts, at random (0 = at
+    /// once). Keeps delivery work from being timed by the request that queued it.
+    pub wake_jitter_ms: u64,
 }
 
 impl Default for OutboxSettings {
@@ -147,6 +150,7 @@ impl Default for OutboxSettings {
             lease_secs: (d.lease_ms / 1000) as u64,
             max_attempts: d.retry.max_attempts,
             max_age_hours: (d.retry.max_age_ms / 3_600_000) as u64,
+            wake_jitter_ms: d.wake_jitter.as_millis() as u64,
         }
     }
 }
@@ -168,6 +172,7 @@ impl OutboxSettings {
             workers: self.workers,
             batch: self.batch,
             lease_ms: (self.lease_secs.min(86_400) * 1000) as i64,
+            wake_jitter: std::time::Duration::from_millis(self.wake_jitter_ms.min(60_000)),
             ..Default::default()
         };
         c.retry.max_attempts = self.max_attempts;

@@ -233,13 +233,13 @@ fn outbox(s: &dyn HostStore) {
         decoy: true,
         ..mail("decoy")
     };
-    assert!(s.outbox_push(&decoy, 0).unwrap());
-    assert!(s.outbox_push(&mail("1"), 0).unwrap());
+    assert!(s.outbox_push(&decoy, 0, 0).unwrap());
+    assert!(s.outbox_push(&mail("1"), 0, 0).unwrap());
     assert!(
-        !s.outbox_push(&mail("1"), 0).unwrap(),
+        !s.outbox_push(&mail("1"), 0, 0).unwrap(),
         "same Message-ID is queued once"
     );
-    assert!(s.outbox_push(&mail("2"), 5).unwrap());
+    assert!(s.outbox_push(&mail("2"), 5, 5).unwrap());
     assert_eq!(s.outbox_next_due().unwrap(), Some(0));
     let got = s.outbox_claim(10, 1000, 10).unwrap();
     assert_eq!(got.len(), 2);
@@ -275,7 +275,7 @@ fn outbox(s: &dyn HostStore) {
     };
     s.outbox_finish(reclaimed[0].id, &dead, Some(&ev)).unwrap();
     assert!(
-        !s.outbox_push(&mail("1"), 0).unwrap(),
+        !s.outbox_push(&mail("1"), 0, 0).unwrap(),
         "a delivered Message-ID is not queued again"
     );
     assert_eq!(
@@ -295,7 +295,10 @@ fn outbox(s: &dyn HostStore) {
     );
     assert_eq!(s.outbox_sweep_decoys(0, 10).unwrap(), 0, "not older than 0");
     assert_eq!(s.outbox_sweep_decoys(1, 10).unwrap(), 1);
-    assert!(s.outbox_push(&decoy, 0).unwrap(), "a swept decoy is gone");
+    assert!(
+        s.outbox_push(&decoy, 0, 0).unwrap(),
+        "a swept decoy is gone"
+    );
 }
 
 fn sessions(s: &dyn HostStore) {

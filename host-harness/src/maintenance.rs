@@ -170,7 +170,7 @@ mod tests {
             route: RouteRef::Global,
             decoy: true,
         };
-        s.outbox_push(&decoy, 0).unwrap();
+        s.outbox_push(&decoy, 0, 0).unwrap();
         let h = Housekeeping {
             session_idle_ms: 5_000,
             decoy_age_ms: 5_000,

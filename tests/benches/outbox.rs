@@ -69,6 +69,7 @@ fn pooled(port: u16, n: usize, workers: usize) -> f64 {
             .outbox_push(
                 &test_mail(&format!("pool-{workers}-{i}"), "someone@example.com"),
                 0,
+                0,
             )
             .unwrap();
     }
@@ -143,7 +144,7 @@ fn main() {
         let mut m = sample.clone();
         m.message_id = format!("<q-{i}@test>");
         let t0 = Instant::now();
-        store.outbox_push(&m, 0).unwrap();
+        store.outbox_push(&m, 0, 0).unwrap();
         spent += t0.elapsed();
     }
     println!(

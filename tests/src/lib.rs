@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+pub mod timing;
+
 use host_harness::cache::MemoryCache;
 use host_harness::clock::ManualClock;
 use host_harness::config::{self, Backends, HostConfig, MailConfig, SmtpConfig};
@@ -126,7 +128,7 @@ pub const BASE_URL: &str = "https://id.example.test";
 pub struct TestHost {
     /// The executor.
     pub ex: Executor,
-    /// Its clock (starts at 2026-01-01).
+    /// Its clock (starts at 2026-01-01); unused when built on the system clock.
     pub clock: Arc<ManualClock>,
     /// Its store.
     pub store: Arc<dyn HostStore>,
@@ -150,6 +152,27 @@ pub fn host_with(
     host_custom(plugins, store, Arc::new(SystemEntropy), edit)
 }
 
+/// What a test host runs on besides its plugins and configuration.
+pub struct Setup {
+    /// Storage.
+    pub store: Arc<dyn HostStore>,
+    /// Randomness.
+    pub entropy: Arc<dyn Entropy>,
+    /// Run on the system clock, with the configuration's delivery jitter, instead of
+    /// a manual clock (on which a jittered due time would never come) with none.
+    pub system_clock: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            store: Arc::new(MemoryStore::new()),
+            entropy: Arc::new(SystemEntropy),
+            system_clock: false,
+        }
+    }
+}
+
 /// Like [`host_with`] with an explicit source of randomness.
 pub fn host_custom(
     plugins: Vec<Arc<dyn Plugin>>,
@@ -157,6 +180,28 @@ pub fn host_custom(
     entropy: Arc<dyn Entropy>,
     edit: impl FnOnce(&mut HostConfig),
 ) -> TestHost {
+    host_setup(
+        plugins,
+        Setup {
+            store,
+            entropy,
+            system_clock: false,
+        },
+        edit,
+    )
+}
+
+/// A test host on `setup`.
+pub fn host_setup(
+    plugins: Vec<Arc<dyn Plugin>>,
+    setup: Setup,
+    edit: impl FnOnce(&mut HostConfig),
+) -> TestHost {
+    let Setup {
+        store,
+        entropy,
+        system_clock,
+    } = setup;
     let mail_dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = config::reference_config(
         "memory://",
@@ -170,18 +215,28 @@ pub fn host_custom(
     edit(&mut cfg);
     let clock = Arc::new(ManualClock::new(1_767_225_600_000));
     let cache = Arc::new(MemoryCache::new());
+    let outbox = cfg.mail.outbox.to_config().expect("outbox settings");
+    let (host_clock, wake_jitter): (Arc<dyn host_harness::clock::Clock>, _) = if system_clock {
+        (
+            Arc::new(host_harness::clock::SystemClock),
+            outbox.wake_jitter,
+        )
+    } else {
+        (clock.clone(), Duration::ZERO)
+    };
     let ex = config::build_executor(
         &cfg,
         &plugins,
         Backends {
             store: store.clone(),
             cache: cache.clone(),
-            clock: clock.clone(),
+            clock: host_clock,
             entropy,
             // The configuration's outbox settings, polled often.
             outbox: OutboxConfig {
                 poll: Duration::from_millis(20),
-                ..cfg.mail.outbox.to_config().expect("outbox settings")
+                wake_jitter,
+                ..outbox
             },
         },
     )
@@ -421,27 +476,22 @@ impl TestServer {
         edit: impl FnOnce(&mut HostConfig),
         settings: host_harness::http::HttpSettings,
     ) -> Self {
-        Self::start_custom(mode, edit, settings, Arc::new(SystemEntropy))
+        Self::start_custom(mode, edit, settings, Setup::default())
     }
 
-    /// Like [`TestServer::start_with`] with an explicit source of randomness.
+    /// Like [`TestServer::start_with`] on `setup`.
     pub fn start_custom(
         mode: Mode,
         edit: impl FnOnce(&mut HostConfig),
         settings: host_harness::http::HttpSettings,
-        entropy: Arc<dyn Entropy>,
+        setup: Setup,
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let h = host_custom(
-            vec![email_plugin(mode)],
-            Arc::new(MemoryStore::new()),
-            entropy,
-            |cfg| {
-                cfg.base_url = format!("http://{addr}");
-                edit(cfg);
-            },
-        );
+        let h = host_setup(vec![email_plugin(mode)], setup, |cfg| {
+            cfg.base_url = format!("http://{addr}");
+            edit(cfg);
+        });
         let TestHost {
             ex,
             clock,

@@ -144,7 +144,11 @@ fn check_opens_nothing_creates_nothing_and_sends_nothing() {
         use host_harness::store::OutboxStore;
         let store = host_harness::store::SqliteStore::open(&queued).unwrap();
         assert!(store
-            .outbox_push(&e2e_tests::test_mail("waiting", "someone@example.com"), 0)
+            .outbox_push(
+                &e2e_tests::test_mail("waiting", "someone@example.com"),
+                0,
+                0
+            )
             .unwrap());
     }
     let fresh = dir.path().join("fresh");

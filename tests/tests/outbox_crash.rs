@@ -21,7 +21,11 @@ fn sigkill_mid_queue_then_restart_loses_nothing() {
         let store = SqliteStore::open(&db).unwrap();
         for i in 0..MESSAGES {
             assert!(store
-                .outbox_push(&test_mail(&format!("crash-{i}"), "someone@example.com"), 0)
+                .outbox_push(
+                    &test_mail(&format!("crash-{i}"), "someone@example.com"),
+                    0,
+                    0
+                )
                 .unwrap());
         }
     }

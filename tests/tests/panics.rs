@@ -122,7 +122,15 @@ impl Entropy for Switchable {
 #[test]
 fn failing_randomness_is_an_error_with_an_event_not_a_crash() {
     let rng = Arc::new(Switchable(true.into()));
-    let s = TestServer::start_custom(Mode::Cdylib, |_| {}, Default::default(), rng.clone());
+    let s = TestServer::start_custom(
+        Mode::Cdylib,
+        |_| {},
+        Default::default(),
+        e2e_tests::Setup {
+            entropy: rng.clone(),
+            ..Default::default()
+        },
+    );
     let api = s.url(&host_harness::executor::executor_url("recover", ""));
     let a = ureq::AgentBuilder::new().redirects(8).build();
     a.get(&api).call().unwrap();

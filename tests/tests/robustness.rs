@@ -50,7 +50,7 @@ impl Store for PanicOnClaim {
 
 impl OutboxStore for PanicOnClaim {
     delegate! {
-        outbox_push(m: &QueuedMail, now: i64) -> Result<bool, StoreError>;
+        outbox_push(m: &QueuedMail, now: i64, due: i64) -> Result<bool, StoreError>;
         outbox_finish(id: i64, o: &OutboxOutcome, e: Option<&Event>) -> Result<(), StoreError>;
         outbox_counts() -> Result<OutboxCounts, StoreError>;
         outbox_next_due() -> Result<Option<i64>, StoreError>;

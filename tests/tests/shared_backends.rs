@@ -48,8 +48,10 @@ fn shared_host(cfg: &HostConfig, pg: &str, schema: &str, redis: &str, namespace:
         cache: Arc::new(RedisCache::open(redis, namespace).unwrap()),
         clock: Arc::new(ManualClock::new(1_767_225_600_000)),
         entropy: Arc::new(host_harness::entropy::SystemEntropy),
+        // A manual clock: a jittered due time would never come.
         outbox: OutboxConfig {
             poll: Duration::from_millis(20),
+            wake_jitter: Duration::ZERO,
             ..Default::default()
         },
     };

@@ -99,6 +99,9 @@ pub struct OutboxConfig {
     pub lease_ms: i64,
     /// How often idle workers look for due messages (other hosts may add some).
     pub poll: Duration,
+    /// A new mail becomes due at a random moment within this long after it is
+    /// queued (anti-enumeration: see [`MailQueue::enqueue`]).
+    pub wake_jitter: Duration,
     /// Retry rules.
     pub retry: RetryPolicy,
     /// Extra CA certificates (PEM) trusted for STARTTLS / implicit TLS.
@@ -112,6 +115,7 @@ impl Default for OutboxConfig {
             batch: 8,
             lease_ms: 120_000,
             poll: Duration::from_millis(200),
+            wake_jitter: Duration::from_millis(200),
             retry: RetryPolicy::default(),
             extra_roots_pem: Vec::new(),
         }
@@ -297,6 +301,20 @@ impl Shared {
         }
     }
 
+    /// When a mail queued now becomes due: a random moment within `wake_jitter`, so
+    /// delivery work starts at a time unrelated to the request that queued it and a
+    /// client cannot time it with its next request (a known address would otherwise
+    /// slow the request right after its send, an unknown one's decoy would not).
+    fn due(&self, now_ms: i64) -> i64 {
+        let max = self.config.wake_jitter.as_millis() as u64;
+        if max == 0 {
+            return now_ms;
+        }
+        let mut b = [0u8; 8];
+        let _ = getrandom::fill(&mut b);
+        now_ms.saturating_add((u64::from_le_bytes(b) % (max + 1)) as i64)
+    }
+
     fn notify(&self) {
         let (lock, cv) = &self.wake;
         *lock.lock().unwrap_or_else(|p| p.into_inner()) += 1;
@@ -361,11 +379,15 @@ impl MailQueue {
     /// Writes a message to the outbox and wakes the workers; returns at once. A
     /// Message-ID already queued or delivered is not queued again. A decoy is
     /// written the same way (and wakes the workers the same way) but never sent.
+    /// The message becomes due within [`OutboxConfig::wake_jitter`], at random: the
+    /// delivery work a real mail causes then lands at a moment unrelated to the
+    /// requests of whoever asked for it.
     pub fn enqueue(&self, mail: &QueuedMail) -> Result<(), MailError> {
+        let now = self.shared.clock.now_ms();
         let added = self
             .shared
             .store
-            .outbox_push(mail, self.shared.clock.now_ms())
+            .outbox_push(mail, now, self.shared.due(now))
             .map_err(|e| MailError::Store(e.to_string()))?;
         if added {
             self.shared.notify();
@@ -395,11 +417,10 @@ impl MailQueue {
                     .store
                     .outbox_counts()
                     .is_ok_and(|c| c.sending == 0)
-                && self
-                    .shared
-                    .store
-                    .outbox_next_due()
-                    .is_ok_and(|d| d.is_none_or(|t| t > now));
+                && self.shared.store.outbox_next_due().is_ok_and(|d| {
+                    let soon = now + self.shared.config.wake_jitter.as_millis() as i64;
+                    d.is_none_or(|t| t > soon)
+                });
             if idle {
                 return true;
             }

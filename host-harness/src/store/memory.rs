@@ -240,7 +240,7 @@ struct MemOutbox {
 }
 
 impl OutboxStore for MemoryStore {
-    fn outbox_push(&self, mail: &QueuedMail, now_ms: i64) -> Result<bool, StoreError> {
+    fn outbox_push(&self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> Result<bool, StoreError> {
         let mut m = self.lock();
         let q = &mut m.outbox;
         if q.rows
@@ -263,7 +263,7 @@ impl OutboxStore for MemoryStore {
             } else {
                 State::Pending
             },
-            next_at_ms: now_ms,
+            next_at_ms: due_ms,
             lease_until_ms: 0,
         });
         Ok(true)

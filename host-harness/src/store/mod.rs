@@ -217,10 +217,10 @@ pub struct OutboxCounts {
 /// the store) never hold the same message at once; a claim is a lease, so a message
 /// held by a worker that died is claimed again when the lease runs out.
 pub trait OutboxStore: Send + Sync {
-    /// Queues a mail due now (a decoy is written the same way in a state no worker
-    /// claims). `false` when a mail with the same Message-ID is already queued or
+    /// Queues a mail at `now_ms`, due at `due_ms` (a decoy is written the same way
+    /// in a state no worker claims). `false` when a mail with the same Message-ID is already queued or
     /// delivered (nothing is added).
-    fn outbox_push(&self, mail: &QueuedMail, now_ms: i64) -> Result<bool, StoreError>;
+    fn outbox_push(&self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> Result<bool, StoreError>;
     /// Claims up to `limit` due mails (pending and due, or leased and the lease run
     /// out) for `lease_ms`, counting an attempt for each.
     fn outbox_claim(

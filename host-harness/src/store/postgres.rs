@@ -450,15 +450,15 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 }
 
 impl OutboxStore for PostgresStore {
-    fn outbox_push(&self, mail: &QueuedMail, now_ms: i64) -> Result<bool, StoreError> {
+    fn outbox_push(&self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> Result<bool, StoreError> {
         let meta = serde_json::to_value(mail).map_err(corrupt)?;
         let state = if mail.decoy { "decoy" } else { "pending" };
         let n = self
             .conn()?
             .execute(
                 "INSERT INTO outbox (message_id, meta, raw, state, next_at_ms, created_ms)
-                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (message_id) DO NOTHING",
-                &[&mail.message_id, &meta, &mail.raw, &state, &now_ms],
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING",
+                &[&mail.message_id, &meta, &mail.raw, &state, &due_ms, &now_ms],
             )
             .map_err(db)?;
         Ok(n == 1)
