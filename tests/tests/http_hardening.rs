@@ -374,3 +374,95 @@ fn cancel_works_with_shared_sessions() {
         "the cancelled plan is not read back from the store"
     );
 }
+
+/// Sends a GET on a kept-alive connection and reads the whole answer; its head.
+fn raw_get(c: &mut std::io::BufReader<std::net::TcpStream>, path: &str) -> String {
+    use std::io::{BufRead, Read, Write};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.get_mut().write_all(request.as_bytes()).unwrap();
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        c.read_line(&mut line).unwrap();
+        head.push_str(&line);
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_string())
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).unwrap();
+    head
+}
+
+fn median_micros(a: &ureq::Agent, url: &str, n: usize) -> f64 {
+    let mut t: Vec<f64> = (0..n)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            a.get(url).call().unwrap();
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[n / 2]
+}
+
+/// 100,000 cookie-less requests: no session is created, the signed-in one stays,
+/// and its requests are as fast as before (median within 2×, plus 1 ms for a noisy
+/// shared machine; before, the table filled and every lookup slowed 100×).
+#[test]
+fn a_flood_of_cookie_less_requests_leaves_signed_in_sessions_alone() {
+    let s = TestServer::start(Mode::Cdylib, |_| {});
+    create_user(&s, "steady", "steady@example.com");
+    let member = agent();
+    recover_and_sign_in(&s, &member, "steady@example.com");
+    let url = api(&s, "email-change", "");
+    let before = median_micros(&member, &url, 300);
+    let path = host_harness::executor::executor_url("recover", "");
+    let addr = s.server.addr;
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                // One kept-alive connection that never sends a cookie back.
+                let stream = std::net::TcpStream::connect(addr).unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut c = std::io::BufReader::new(stream);
+                for _ in 0..12_500 {
+                    let head = raw_get(&mut c, &path);
+                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                    assert!(!head.to_ascii_lowercase().contains("set-cookie"), "{head}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        s.server.state.session_count(),
+        1,
+        "only the member's session"
+    );
+    let after = median_micros(&member, &url, 300);
+    eprintln!("signed-in GET median: {before:.0} µs before, {after:.0} µs after 100k cookie-less requests");
+    assert!(
+        after <= 2.0 * before + 1_000.0,
+        "{before:.0} µs before, {after:.0} µs after"
+    );
+    match member
+        .post(&url)
+        .send_json(json!({"email": "x@example.com"}))
+    {
+        Err(ureq::Error::Status(403, _)) => {}
+        other => panic!("the member is no longer signed in: {other:?}"),
+    }
+}
