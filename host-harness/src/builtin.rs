@@ -108,7 +108,14 @@ impl Builtin {
             "identification" => cfg::<IdentCfg>(kind, config).map(|c| Self::Identification {
                 pretend_user_exists: c.pretend_user_exists,
             }),
-            "prompt" => cfg::<PromptCfg>(kind, config).map(|c| Self::Prompt { fields: c.fields }),
+            "prompt" => cfg::<PromptCfg>(kind, config).and_then(|c| {
+                if c.fields.iter().any(|f| f.field_key == PASSWORD_HASH_KEY) {
+                    return Err(StageError::Config(format!(
+                        "prompt: field_key '{PASSWORD_HASH_KEY}' is reserved"
+                    )));
+                }
+                Ok(Self::Prompt { fields: c.fields })
+            }),
             "user_write" => cfg::<WriteCfg>(kind, config).map(|c| Self::UserWrite {
                 create_users_as_inactive: c.create_users_as_inactive,
             }),
@@ -247,6 +254,7 @@ impl Builtin {
                     c["response_errors"] = Value::Object(errors);
                     return Ok(challenge(c));
                 }
+                seal_password(&mut data)?;
                 ctx.insert("prompt_data".into(), Value::Object(data));
                 Ok(HookResult::new(Outcome::StageOk))
             }
@@ -254,6 +262,21 @@ impl Builtin {
             other => other.get(ctx, store, login),
         }
     }
+}
+
+/// Where a prompt keeps the Argon2id hash of the password it asked for.
+const PASSWORD_HASH_KEY: &str = "password_hash";
+
+/// Replaces a prompted password by its hash at once: the plaintext never reaches
+/// the plan context, so never a stored session or a token's plan snapshot.
+fn seal_password(data: &mut Map<String, Value>) -> Result<(), StageError> {
+    let password = data.get("password").and_then(Value::as_str).unwrap_or("");
+    if !password.is_empty() {
+        let hash = hash_password(password)?;
+        data.insert(PASSWORD_HASH_KEY.into(), Value::String(hash));
+    }
+    data.retain(|k, _| k == PASSWORD_HASH_KEY || !k.starts_with("password"));
+    Ok(())
 }
 
 /// Longest username accepted (Django's limit).
@@ -362,11 +385,12 @@ fn user_write(
             .unwrap_or("")
             .to_string()
     };
-    let password = get("password");
-    let hash = if password.is_empty() {
-        None
-    } else {
-        Some(hash_password(&password)?)
+    // The prompt stored a hash; a plaintext value (a context from elsewhere) is
+    // hashed here.
+    let hash = match (get(PASSWORD_HASH_KEY), get("password")) {
+        (h, _) if h.starts_with("$argon2") => Some(h),
+        (_, p) if !p.is_empty() => Some(hash_password(&p)?),
+        _ => None,
     };
     let existing = User::pending_in(ctx)?.and_then(|u| u.id);
     let user = match existing {

@@ -52,8 +52,9 @@ pub enum ConfigError {
     Backend(String),
 }
 
-/// SMTP settings in the host configuration (authentik's `email.*`).
-#[derive(Debug, Clone, Deserialize)]
+/// SMTP settings in the host configuration (authentik's `email.*`). `Debug` never
+/// shows the password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     /// Host.
@@ -77,6 +78,23 @@ pub struct SmtpConfig {
     /// Timeout, seconds.
     #[serde(default = "ten")]
     pub timeout: u64,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field(
+                "password",
+                &if self.password.is_empty() { "" } else { "***" },
+            )
+            .field("use_tls", &self.use_tls)
+            .field("use_ssl", &self.use_ssl)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 fn localhost() -> String {
@@ -455,17 +473,29 @@ pub fn open_store_in(url: &str, schema: Option<&str>) -> Result<Arc<dyn HostStor
     open_store(url)
 }
 
-/// A URL with its password replaced by `***`, for messages.
+/// A backend URL fit for a message: a password in the URL, or in a PostgreSQL
+/// `key=value` connection string, becomes `***`; text that parses as neither is
+/// shown only up to its scheme.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
+    if let Ok(mut u) = url::Url::parse(url) {
+        if u.password().is_some() {
+            let _ = u.set_password(Some("***"));
         }
-        _ => url.to_string(),
+        return u.to_string();
+    }
+    if url.contains('=') && !url.contains("://") {
+        return url
+            .split_whitespace()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    match url.split_once("://") {
+        Some((scheme, _)) => format!("{scheme}://…"),
+        None => "…".into(),
     }
 }
 
@@ -858,6 +888,15 @@ mod tests {
             redact_url("postgres://u:secret@h/db"),
             "postgres://u:***@h/db"
         );
+        assert_eq!(
+            redact_url("redis://:s3cret@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_url("host=db user=u password=s3cret dbname=x"),
+            "host=db user=u password=*** dbname=x"
+        );
+        assert!(!redact_url("postgres://u:s3cret@[bad").contains("s3cret"));
         assert!(toml::from_str::<HostConfig>("bogus = 1").is_err());
     }
 }

@@ -23,6 +23,7 @@ pub mod conformance;
 pub mod entropy;
 pub mod executor;
 pub mod http;
+pub mod logging;
 pub mod mail;
 pub mod maildir;
 pub mod maintenance;

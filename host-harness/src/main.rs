@@ -203,10 +203,7 @@ fn test_email(
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(host_harness::logging::filter("warn"))
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {

@@ -577,3 +577,81 @@ pub fn unique_name(prefix: &str) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect::<String>()
     )
 }
+
+/// A private `redis-server` on a free loopback port (for tests that stop it, or
+/// that need a password). `None`, with the reason printed, when `redis-server` is
+/// not installed outside CI; under `CI=true` that fails the test.
+pub struct RedisServer {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    args: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts one with these extra arguments (e.g. `--requirepass x`).
+    pub fn start(extra: &[&str]) -> Option<Self> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            let msg = "redis-server is not installed";
+            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                panic!("{msg}; CI=true requires it");
+            }
+            eprintln!("skipped: {msg}");
+            return None;
+        }
+        let port = free_port();
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Self::spawn(&args, port);
+        Some(Self { child, port, args })
+    }
+
+    fn spawn(args: &[String], port: u16) -> Child {
+        let child = Command::new("redis-server")
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        for _ in 0..250 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    /// Kills it (the data is gone: it keeps nothing on disk).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(&self.args, self.port);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -311,43 +311,10 @@ fn a_browser_session_moves_between_hosts_behind_a_load_balancer() {
 
 #[test]
 fn a_redis_that_drops_mid_run_gives_flow_errors_then_recovers() {
-    use std::process::{Command, Stdio};
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("redis-server is required under CI=true");
-        }
-        eprintln!("skipped: redis-server not installed");
+    let Some(mut redis) = e2e_tests::RedisServer::start(&[]) else {
         return;
-    }
-    let port = e2e_tests::free_port();
-    let start = || {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
     };
-    let mut redis = start();
+    let port = redis.port;
     let url = format!("redis://127.0.0.1:{port}");
     let mail = tempfile::tempdir().unwrap();
     let mut cfg = mail_config("https://id.example.test", mail.path());
@@ -362,8 +329,7 @@ fn a_redis_that_drops_mid_run_gives_flow_errors_then_recovers() {
         "ak-stage-email"
     );
 
-    redis.kill().unwrap();
-    redis.wait().unwrap();
+    redis.stop();
     let v = c.post(json!({"component": "ak-stage-email"}));
     assert_eq!(
         v["component"], "ak-stage-flow-error",
@@ -378,7 +344,7 @@ fn a_redis_that_drops_mid_run_gives_flow_errors_then_recovers() {
         "{ev:?}"
     );
 
-    let mut redis = start();
+    redis.restart();
     let v = c.post(json!({"component": "ak-stage-email"}));
     assert_eq!(
         v["messages"][0]["message"], "Email Successfully sent.",
@@ -390,6 +356,4 @@ fn a_redis_that_drops_mid_run_gives_flow_errors_then_recovers() {
         2,
         "no queued mail lost"
     );
-    redis.kill().unwrap();
-    let _ = redis.wait();
 }

@@ -51,7 +51,8 @@ impl RedisCache {
         let client = redis::Client::open(url).map_err(err)?;
         let conn = client
             .get_connection_with_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| CacheError(format!("{url}: {e}")))?;
+            // The URL holds the password: callers name the backend, redacted.
+            .map_err(err)?;
         Ok(Self {
             client,
             conn: Mutex::new(Some(conn)),

@@ -22,7 +22,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use plugin_api::token::constant_time_eq;
 use serde_json::{json, Value};
 
 use crate::executor::{Executor, Response as FlowResponse};
@@ -263,7 +262,8 @@ async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response
             .sessions
             .prepare(st2.sessions.open(cookie.as_deref(), now), now);
         let mut s = picked.lock();
-        if !constant_time_eq(&s.csrf, &sent) {
+        // A request without a session has nothing to end.
+        if picked.is_stored() && !s.csrf_matches(&sent) {
             return false;
         }
         st2.sessions.end(&picked, &mut s);
@@ -434,8 +434,7 @@ async fn run(
     let st2 = st.clone();
     let joined = tokio::task::spawn_blocking(move || {
         with_session(&st2, known.as_deref(), |s| {
-            if body.is_some() && s.flow.user_id.is_some() && !constant_time_eq(&s.csrf, &sent_csrf)
-            {
+            if body.is_some() && s.flow.user_id.is_some() && !s.csrf_matches(&sent_csrf) {
                 return Outcome::Forbidden;
             }
             Outcome::Flow(match &body {

@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lru::LruCache;
-use plugin_api::token::sha256_hex;
+use plugin_api::token::{constant_time_eq, sha256_hex};
 use serde::{Deserialize, Serialize};
 
 use crate::entropy::{self, Entropy, EntropyError};
@@ -53,8 +53,9 @@ const SEEN_GRANULARITY_MS: i64 = 60_000;
 pub struct WebSession {
     /// The executor's state.
     pub flow: Session,
-    /// The double-submit CSRF token.
-    pub csrf: String,
+    /// SHA-256 of the double-submit CSRF token (the token itself is only in the
+    /// browser's cookie, never in storage).
+    csrf_hash: String,
     /// When the session was created (Unix ms).
     #[serde(default)]
     pub created_ms: i64,
@@ -68,6 +69,12 @@ pub struct WebSession {
 }
 
 impl WebSession {
+    /// Whether `sent` (the `X-CSRFToken` header) is this session's token; constant
+    /// time. A session without a token (a new one) accepts nothing.
+    pub fn csrf_matches(&self, sent: &str) -> bool {
+        !self.csrf_hash.is_empty() && constant_time_eq(&self.csrf_hash, &sha256_hex(sent))
+    }
+
     fn expired(&self, now_ms: i64, limits: &SessionLimits) -> bool {
         now_ms - self.created_ms > limits.absolute_ms || now_ms - self.seen_ms > limits.idle_ms
     }
@@ -89,6 +96,11 @@ impl Picked {
             session: Arc::default(),
             stored: None,
         }
+    }
+
+    /// Whether this is a stored session (not one made for this request).
+    pub fn is_stored(&self) -> bool {
+        self.id.is_some()
     }
 
     /// Locks the session; one request of a session runs at a time.
@@ -252,7 +264,7 @@ impl Sessions {
                 };
                 let moved = WebSession {
                     flow: std::mem::take(&mut s.flow),
-                    csrf: cookies.csrf.clone(),
+                    csrf_hash: sha256_hex(&cookies.csrf),
                     created_ms: now,
                     seen_ms: now,
                     retired: false,
