@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::entropy::{self, Entropy};
 use crate::mail::MailQueue;
 use crate::services::RequestHost;
+use crate::spool::EventSpool;
 use crate::store::{Event, HostStore};
 
 /// Access-denied message when a link's token is gone.
@@ -163,6 +164,8 @@ pub struct Executor {
     pub clock: Arc<dyn Clock>,
     /// Randomness (consent tokens, request ids, session ids).
     pub entropy: Arc<dyn Entropy>,
+    /// Events kept while the store is down.
+    pub events: EventSpool,
 }
 
 /// The host's own limit on mail, whatever the plugins do.
@@ -300,6 +303,7 @@ impl Executor {
             mail: services.mail,
             clock: services.clock,
             entropy: services.entropy,
+            events: EventSpool::default(),
         }
     }
 
@@ -340,9 +344,7 @@ impl Executor {
             })),
             at_ms: self.clock.now_ms(),
         };
-        if let Err(e) = self.store.add_event(&event) {
-            tracing::error!(target: "executor", error = %e, "cannot record the event");
-        }
+        self.events.record(&*self.store, event);
         request_id
     }
 
@@ -370,6 +372,7 @@ impl Executor {
         let Some(flow) = self.flows.get(slug) else {
             return Response::NotFound;
         };
+        self.events.flush(&*self.store);
         self.maybe_restore(s, query);
         if let Some(p) = &s.plan {
             if p.flow_slug != slug {

@@ -28,4 +28,5 @@ pub mod mail;
 pub mod maildir;
 pub mod maintenance;
 pub mod services;
+pub mod spool;
 pub mod store;
