@@ -18,6 +18,23 @@ fn missing(what: &str) {
     eprintln!("skipped: {msg}");
 }
 
+/// Chromium, playwright-core and Node.js, or `None` after saying which is missing.
+fn browser_tools(dir: &Path) -> Option<PathBuf> {
+    let Some(chromium) = chromium() else {
+        missing("Chromium (apt-get install chromium)");
+        return None;
+    };
+    if !dir.join("node_modules/playwright-core").exists() {
+        missing("playwright-core (npm ci --prefix tests/browser)");
+        return None;
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        missing("Node.js");
+        return None;
+    }
+    Some(chromium)
+}
+
 fn chromium() -> Option<PathBuf> {
     let p = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
     p.exists().then_some(p)
@@ -26,15 +43,9 @@ fn chromium() -> Option<PathBuf> {
 #[test]
 fn enrollment_and_recovery_in_a_real_browser() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    let Some(chromium) = chromium() else {
-        return missing("Chromium (apt-get install chromium)");
+    let Some(chromium) = browser_tools(&dir) else {
+        return;
     };
-    if !dir.join("node_modules/playwright-core").exists() {
-        return missing("playwright-core (npm ci --prefix tests/browser)");
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return missing("Node.js");
-    }
     let Some(sink) = SmtpSink::start() else {
         return;
     };
@@ -89,4 +100,73 @@ fn enrollment_and_recovery_in_a_real_browser() {
         host_harness::builtin::verify_password("brand new secret 7", &hash),
         "the new password was set"
     );
+}
+
+/// Issue 8, findings 1 and 5, in a real browser: a recovery started with
+/// `next=/<TAB>/evil.test/phish` ends on this host, and a session cookie planted
+/// before the victim signs in gives the attacker nothing.
+#[test]
+fn redirect_and_fixation_attacks_fail_in_a_real_browser() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let Some(chromium) = browser_tools(&dir) else {
+        return;
+    };
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let port = sink.port;
+    let s = TestServer::start(Mode::Cdylib, |cfg| cfg.mail = smtp_mail("127.0.0.1", port));
+    for (name, email) in [
+        ("redirect-victim", "redirect-victim@example.com"),
+        ("fixation-victim", "fixation-victim@example.com"),
+    ] {
+        s.store
+            .create_user(&host_harness::store::NewUser {
+                username: name.into(),
+                email: email.into(),
+                is_active: true,
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
+    let out = Command::new("node")
+        .arg(dir.join("attacks.mjs"))
+        .env("BASE_URL", s.url(""))
+        .env("MAILDIR", sink.maildir.path())
+        .env("SHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .env("REDIRECT_VICTIM", "redirect-victim@example.com")
+        .env("FIXATION_VICTIM", "fixation-victim@example.com")
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("result line");
+    assert_eq!(r["link_carries_next"], true, "{r}");
+    assert_eq!(
+        r["evil_requested"], false,
+        "the browser went to evil.test: {r}"
+    );
+    assert_eq!(r["redirect_landed"], format!("{}/", s.url("")), "{r}");
+    assert_eq!(r["invalid_next_shown"], true, "{r}");
+    assert_eq!(
+        r["planted"],
+        serde_json::json!(["ih_csrf", "ih_session"]),
+        "{r}"
+    );
+    assert_eq!(r["session_rotated"], true, "{r}");
+    let seen = r["attacker_sees"].as_str().unwrap_or("");
+    assert!(
+        !seen.contains("Check your Inbox"),
+        "the attacker changed the email: {r}"
+    );
+    assert_eq!(r["csp_violations"], serde_json::json!([]), "{r}");
+    let victim = s.store.find_user("fixation-victim").unwrap().unwrap();
+    assert_eq!(victim.email, "fixation-victim@example.com");
 }
