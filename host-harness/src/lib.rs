@@ -9,7 +9,11 @@
 //! - [`services`]: [`plugin_api::Host`] for one hook call.
 //! - [`conformance`]: the checks every storage and cache backend must pass.
 //! - [`maildir`]: reads delivered mail back (demo, tests).
-//! - [`store`], [`cache`], [`mail`], [`clock`]: backends, each behind a trait.
+//! - [`store`], [`cache`], [`mail`], [`clock`], [`entropy`]: backends, each behind a
+//!   trait.
+//! - [`maintenance`]: background sweeps of expired tokens, idle sessions, old decoys.
+//! - [`spool`]: events kept while the store is down.
+//! - [`logging`]: the host's log filter.
 //! - [`client`]: drives flows like the flow page does (follows redirects, keeps the session).
 
 #![deny(missing_docs)]

@@ -4,10 +4,16 @@
 //!   string as the single `query` parameter of every executor call.
 //! - `GET`/`POST /api/v3/flows/executor/<slug>/?query=…` answer challenge JSON (200),
 //!   a raw 302 to the same URL when a stage passed and more follow, 404 for an unknown
-//!   flow, 400 for a malformed or oversized body, 403 for a missing CSRF token.
-//! - A server-side session per browser: an HttpOnly, SameSite=Lax cookie (Secure
-//!   when the public base URL is https). Signed-in sessions must send the CSRF token
-//!   (double-submit: cookie `ih_csrf`, header `X-CSRFToken`) on POST.
+//!   flow, 400 for a malformed or oversized body, 403 for a missing CSRF token,
+//!   408 for a body that does not arrive in time.
+//! - `GET /flows/-/cancel/` drops the running plan; `POST /flows/-/logout/` (with
+//!   the CSRF header) ends the session.
+//! - A server-side session per browser, made only once there is state to keep
+//!   ([`sessions`]): an HttpOnly, SameSite=Lax cookie (Secure when the public base
+//!   URL is https). Signed-in sessions must send the CSRF token (double-submit:
+//!   cookie `ih_csrf`, header `X-CSRFToken`) on POST.
+//! - Security headers on every answer (CSP, no framing, no sniffing, no referrer).
+//! - Connection limits and timeouts ([`server`]).
 //! - Flash messages ride on each challenge as `messages` and are cleared once sent.
 //! - Hooks run on the blocking pool, never on the runtime's worker threads.
 
@@ -26,8 +32,8 @@ use serde_json::{json, Value};
 
 use crate::executor::{Executor, Response as FlowResponse};
 
-mod server;
-mod sessions;
+pub mod server;
+pub mod sessions;
 
 pub use server::{connection_capacity, ServerLimits};
 pub use sessions::{SessionLimits, Sessions};
