@@ -59,7 +59,7 @@ pub struct WebSession {
     /// When the session was created (Unix ms).
     #[serde(default)]
     pub created_ms: i64,
-    /// When it was last used, to [`SEEN_GRANULARITY_MS`] (Unix ms).
+    /// When it was last used, to the minute (Unix ms).
     #[serde(default)]
     pub seen_ms: i64,
     /// Replaced by a rotated session or ended; a request still holding it starts
