@@ -198,7 +198,7 @@ fn tidy(h: &FuzzHost) {
     let mut runs = RUNS.lock().unwrap_or_else(|p| p.into_inner());
     *runs += 1;
     if *runs % 512 == 0 {
-        sweep_once(&*h.store, i64::MAX / 2, &Housekeeping::default());
+        sweep_once(&*h.store, &*h.ex.cache, i64::MAX / 2, &Housekeeping::default());
     }
 }
 
@@ -258,6 +258,7 @@ struct FuzzServer {
     router: axum::Router,
     clock: Arc<ManualClock>,
     store: Arc<dyn HostStore>,
+    cache: Arc<dyn host_harness::cache::Cache>,
 }
 
 fn server() -> &'static FuzzServer {
@@ -269,6 +270,7 @@ fn server() -> &'static FuzzServer {
             .build()
             .expect("runtime");
         let FuzzHost { ex, clock, store } = fuzz_host_in("http");
+        let cache = ex.cache.clone();
         let settings = HttpSettings {
             sessions: SessionLimits {
                 max_sessions: 1_000,
@@ -282,6 +284,7 @@ fn server() -> &'static FuzzServer {
             router,
             clock,
             store,
+            cache,
         }
     })
 }
@@ -324,6 +327,6 @@ pub fn http_executor(data: &[u8]) {
     let _ = s.rt.block_on(http_body_util::BodyExt::collect(resp.into_body()));
     s.clock.advance(10 * 60_000);
     if s.clock.now_ms() % (512 * 600_000) == 0 {
-        sweep_once(&*s.store, i64::MAX / 2, &Housekeeping::default());
+        sweep_once(&*s.store, &*s.cache, i64::MAX / 2, &Housekeeping::default());
     }
 }

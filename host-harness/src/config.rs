@@ -8,7 +8,7 @@ use plugin_api::{load_plugin, Plugin, SmtpSettings};
 use serde::Deserialize;
 
 use crate::builtin::{Builtin, KINDS};
-use crate::cache::{Cache, MemoryCache, RedisCache};
+use crate::cache::{Cache, MemoryCache, PostgresCache, RedisCache};
 use crate::clock::{Clock, SystemClock};
 use crate::entropy::{Entropy, SystemEntropy};
 use crate::executor::{
@@ -112,8 +112,8 @@ fn default_from() -> String {
 fn default_db() -> String {
     "sqlite://host.db".into()
 }
-fn default_cache() -> String {
-    "memory://".into()
+fn default_cache_pool() -> u32 {
+    4
 }
 fn default_deployment() -> String {
     "default".into()
@@ -378,9 +378,14 @@ pub struct HostConfig {
     /// PostgreSQL schema to use (created if missing); default `public`.
     #[serde(default)]
     pub database_schema: Option<String>,
-    /// `memory://` (the embedded default) or `redis://…`.
-    #[serde(default = "default_cache")]
-    pub cache: String,
+    /// `memory://`, `redis://…` or `postgres://…`. When unset: the `database` if that
+    /// is PostgreSQL (hosts that share a database then share their limits too, with
+    /// no second server), else `memory://`. See [`HostConfig::cache_url`].
+    #[serde(default)]
+    pub cache: Option<String>,
+    /// Most connections of a PostgreSQL cache's own pool.
+    #[serde(default = "default_cache_pool")]
+    pub cache_pool_size: u32,
     /// Name of this deployment: namespaces the shared cache's keys.
     #[serde(default = "default_deployment")]
     pub deployment: String,
@@ -405,6 +410,16 @@ pub struct HostConfig {
 }
 
 impl HostConfig {
+    /// The cache URL in effect: `cache`, else the PostgreSQL `database`, else
+    /// `memory://`.
+    pub fn cache_url(&self) -> String {
+        match &self.cache {
+            Some(c) => c.clone(),
+            None if is_postgres(&self.database) => self.database.clone(),
+            None => "memory://".into(),
+        }
+    }
+
     /// Reads a TOML file; relative paths in it are taken from the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
@@ -499,18 +514,37 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Opens a cache from a URL: `memory://` or `redis://…` (keys under `namespace`).
+/// Opens a cache from a URL: `memory://`, `redis://…` or `postgres://…` (in the
+/// `public` schema, with a pool of 4); keys under `namespace`. See [`open_cache_in`].
 pub fn open_cache(url: &str, namespace: &str) -> Result<Arc<dyn Cache>, ConfigError> {
+    open_cache_in(url, namespace, None, default_cache_pool())
+}
+
+/// Like [`open_cache`]; a PostgreSQL cache uses `schema` and at most `pool_size`
+/// connections of its own.
+pub fn open_cache_in(
+    url: &str,
+    namespace: &str,
+    schema: Option<&str>,
+    pool_size: u32,
+) -> Result<Arc<dyn Cache>, ConfigError> {
+    let backend =
+        |e: crate::cache::CacheError| ConfigError::Backend(format!("{}: {e}", redact_url(url)));
     if url == "memory://" {
         return Ok(Arc::new(MemoryCache::new()));
     }
     if url.starts_with("redis://") || url.starts_with("rediss://") {
         return RedisCache::open(url, namespace)
             .map(|c| Arc::new(c) as Arc<dyn Cache>)
-            .map_err(|e| ConfigError::Backend(format!("{}: {e}", redact_url(url))));
+            .map_err(backend);
+    }
+    if is_postgres(url) {
+        return PostgresCache::open(url, schema, namespace, pool_size)
+            .map(|c| Arc::new(c) as Arc<dyn Cache>)
+            .map_err(backend);
     }
     Err(ConfigError::Invalid(format!(
-        "cache: unsupported URL '{}' (use memory:// or redis://…)",
+        "cache: unsupported URL '{}' (use memory://, redis://… or postgres://…)",
         redact_url(url)
     )))
 }
@@ -563,7 +597,12 @@ impl Backends {
     pub fn from_config(cfg: &HostConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             store: open_store_in(&cfg.database, cfg.database_schema.as_deref())?,
-            cache: open_cache(&cfg.cache, &format!("ih:{}", cfg.deployment))?,
+            cache: open_cache_in(
+                &cfg.cache_url(),
+                &format!("ih:{}", cfg.deployment),
+                cfg.database_schema.as_deref(),
+                cfg.cache_pool_size,
+            )?,
             clock: Arc::new(SystemClock),
             entropy: Arc::new(SystemEntropy),
             outbox: cfg.mail.outbox.to_config()?,
@@ -687,15 +726,24 @@ fn check_backend_urls(cfg: &HostConfig) -> Result<(), ConfigError> {
             redact_url(db)
         )));
     }
-    let cache = &cfg.cache;
+    let cache = &cfg.cache_url();
     if cache.starts_with("redis://") || cache.starts_with("rediss://") {
         redis::Client::open(cache.as_str())
             .map_err(|e| ConfigError::Invalid(format!("cache '{}': {e}", redact_url(cache))))?;
+    } else if is_postgres(cache) {
+        cache
+            .parse::<postgres::Config>()
+            .map_err(|e| ConfigError::Invalid(format!("cache '{}': {e}", redact_url(cache))))?;
     } else if cache != "memory://" {
         return Err(ConfigError::Invalid(format!(
-            "cache: unsupported URL '{}' (use memory:// or redis://…)",
+            "cache: unsupported URL '{}' (use memory://, redis://… or postgres://…)",
             redact_url(cache)
         )));
+    }
+    if cfg.cache_pool_size == 0 || cfg.cache_pool_size > 256 {
+        return Err(ConfigError::Invalid(
+            "cache_pool_size: must be 1-256".into(),
+        ));
     }
     Ok(())
 }

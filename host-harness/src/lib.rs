@@ -31,6 +31,7 @@ pub mod logging;
 pub mod mail;
 pub mod maildir;
 pub mod maintenance;
+pub mod pg;
 pub mod services;
 pub mod spool;
 pub mod store;

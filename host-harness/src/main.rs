@@ -49,7 +49,8 @@ enum Command {
         /// Storage URL, overriding the configuration (`sqlite://…`, `postgres://…`, `memory://`).
         #[arg(long)]
         database: Option<String>,
-        /// Cache URL, overriding the configuration (`memory://`, `redis://…`).
+        /// Cache URL, overriding the configuration (`memory://`, `redis://…`,
+        /// `postgres://…`).
         #[arg(long)]
         cache: Option<String>,
     },
@@ -241,7 +242,7 @@ fn main() -> anyhow::Result<()> {
                 cfg.database = d;
             }
             if let Some(c) = cache {
-                cfg.cache = c;
+                cfg.cache = Some(c);
             }
             warn_if_not_durable(&cfg);
             let settings = cfg.http.to_settings(&cfg.database)?;
@@ -249,6 +250,7 @@ fn main() -> anyhow::Result<()> {
             let ex = config::build_executor(&cfg, &plugins, config::Backends::from_config(&cfg)?)?;
             let _housekeeping = host_harness::maintenance::Maintenance::start(
                 ex.store.clone(),
+                ex.cache.clone(),
                 ex.clock.clone(),
                 host_harness::maintenance::Housekeeping {
                     session_idle_ms: settings.sessions.idle_ms,

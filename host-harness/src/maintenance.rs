@@ -1,11 +1,13 @@
 //! Housekeeping a serving host runs in the background: expired flow tokens, idle
-//! stored sessions and old decoy mails are deleted in bounded batches, so no table
-//! grows without end however many requests arrive.
+//! stored sessions, old decoy mails and expired cache entries (PostgreSQL cache) are
+//! deleted in bounded batches, so no table grows without end however many requests
+//! arrive.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::store::HostStore;
 
@@ -42,11 +44,18 @@ pub struct Swept {
     pub sessions: u64,
     /// Old decoy mails.
     pub decoys: u64,
+    /// Expired cache entries.
+    pub cache: u64,
 }
 
 /// Runs one round now.
-pub fn sweep_once(store: &dyn HostStore, now_ms: i64, h: &Housekeeping) -> Swept {
-    let drain = |what: &str, f: &dyn Fn() -> Result<u64, crate::store::StoreError>| {
+pub fn sweep_once(
+    store: &dyn HostStore,
+    cache: &dyn Cache,
+    now_ms: i64,
+    h: &Housekeeping,
+) -> Swept {
+    let drain = |what: &str, f: &dyn Fn() -> Result<u64, String>| {
         let mut total = 0;
         loop {
             match f() {
@@ -63,13 +72,23 @@ pub fn sweep_once(store: &dyn HostStore, now_ms: i64, h: &Housekeeping) -> Swept
             }
         }
     };
+    let text = |e: crate::store::StoreError| e.to_string();
     Swept {
-        tokens: drain("tokens", &|| store.token_sweep(now_ms, h.batch)),
+        tokens: drain("tokens", &|| {
+            store.token_sweep(now_ms, h.batch).map_err(text)
+        }),
         sessions: drain("sessions", &|| {
-            store.session_sweep(now_ms - h.session_idle_ms, h.batch)
+            store
+                .session_sweep(now_ms - h.session_idle_ms, h.batch)
+                .map_err(text)
         }),
         decoys: drain("decoys", &|| {
-            store.outbox_sweep_decoys(now_ms - h.decoy_age_ms, h.batch)
+            store
+                .outbox_sweep_decoys(now_ms - h.decoy_age_ms, h.batch)
+                .map_err(text)
+        }),
+        cache: drain("cache", &|| {
+            cache.sweep(now_ms, h.batch).map_err(|e| e.to_string())
         }),
     }
 }
@@ -82,9 +101,10 @@ pub struct Maintenance {
 }
 
 impl Maintenance {
-    /// Starts sweeping `store` every `h.every`.
+    /// Starts sweeping `store` and `cache` every `h.every`.
     pub fn start(
         store: Arc<dyn HostStore>,
+        cache: Arc<dyn Cache>,
         clock: Arc<dyn Clock>,
         h: Housekeeping,
     ) -> std::io::Result<Self> {
@@ -104,7 +124,7 @@ impl Maintenance {
                         break;
                     }
                     drop(stopped);
-                    let swept = sweep_once(&*store, clock.now_ms(), &h);
+                    let swept = sweep_once(&*store, &*cache, clock.now_ms(), &h);
                     tracing::debug!(target: "maintenance", ?swept, "swept");
                 }
                 running2.store(false, Ordering::SeqCst);
@@ -178,11 +198,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            sweep_once(&s, 10_000, &h),
+            sweep_once(&s, &crate::cache::MemoryCache::new(), 10_000, &h),
             Swept {
                 tokens: 3,
                 sessions: 1,
-                decoys: 1
+                decoys: 1,
+                cache: 0
             }
         );
         assert_eq!(s.token_count().unwrap(), 2);

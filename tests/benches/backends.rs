@@ -1,13 +1,14 @@
 //! Per-call latency of the shared backends for BENCHMARKS.md (not asserted): the
-//! rate-limit check on the in-process cache and on Redis (one Lua round trip), and a
-//! flow-token insert + consume on SQLite and PostgreSQL.
+//! rate-limit check on the in-process cache, on Redis (one Lua round trip) and on
+//! PostgreSQL (one function call), a flow-token insert + consume on SQLite and
+//! PostgreSQL, and first sends over HTTP on each setup.
 //! `cargo bench -p e2e-tests --bench backends` (Redis and PostgreSQL on loopback).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use e2e_tests::{postgres_url, redis_url, unique_name};
-use host_harness::cache::{Cache, MemoryCache, RedisCache};
+use host_harness::cache::{Cache, MemoryCache, PostgresCache, RedisCache};
 use host_harness::store::{HostStore, PostgresStore, SqliteStore, StoredToken};
 use plugin_api::FlowToken;
 
@@ -137,7 +138,24 @@ fn main() {
     if let Some(r) = redis_url() {
         rate_limit("Redis", &RedisCache::open(&r, &unique_name("b")).unwrap());
     }
+    if let Some(pg) = postgres_url() {
+        let c = PostgresCache::open(&pg, Some(&unique_name("b")), &unique_name("b"), 4).unwrap();
+        rate_limit("PostgreSQL", &c);
+    }
     first_sends("SQLite + in-process cache", |_| {}, false);
+    if let Some(pg) = postgres_url() {
+        let (schema, ns) = (unique_name("b"), unique_name("b"));
+        first_sends(
+            "PostgreSQL alone",
+            move |cfg| {
+                cfg.database = pg;
+                cfg.database_schema = Some(schema);
+                cfg.cache = None;
+                cfg.deployment = ns;
+            },
+            true,
+        );
+    }
     if let (Some(pg), Some(r)) = (postgres_url(), redis_url()) {
         let (schema, ns) = (unique_name("b"), unique_name("b"));
         first_sends(
@@ -145,7 +163,7 @@ fn main() {
             move |cfg| {
                 cfg.database = pg;
                 cfg.database_schema = Some(schema);
-                cfg.cache = r;
+                cfg.cache = Some(r);
                 cfg.deployment = ns;
             },
             true,

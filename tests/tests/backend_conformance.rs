@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use e2e_tests::{postgres_url, redis_url, unique_name};
-use host_harness::cache::{MemoryCache, RedisCache};
+use host_harness::cache::{MemoryCache, PostgresCache, RedisCache};
 use host_harness::conformance::{check_cache, check_store};
 use host_harness::store::{MemoryStore, PostgresStore, SqliteStore};
 
@@ -25,6 +25,11 @@ fn every_store_conforms() {
 #[test]
 fn every_cache_conforms() {
     check_cache(Arc::new(MemoryCache::new()));
+    if let Some(pg) = postgres_url() {
+        check_cache(Arc::new(
+            PostgresCache::open(&pg, Some(&unique_name("cache")), &unique_name("c"), 4).unwrap(),
+        ));
+    }
     if let Some(redis) = redis_url() {
         check_cache(Arc::new(
             RedisCache::open(&redis, &unique_name("c")).unwrap(),

@@ -91,3 +91,72 @@ fn a_postgres_outage_mid_flow_is_a_flow_error_then_the_host_recovers_and_loses_n
     let mut admin = postgres::Client::connect(&pg, postgres::NoTls).unwrap();
     let _ = admin.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"));
 }
+
+/// The cache in PostgreSQL (no Redis) goes away: the same flow error and event as
+/// when Redis goes away, and the host recovers by itself.
+#[test]
+fn a_postgres_cache_outage_is_a_flow_error_then_the_host_recovers() {
+    let Some(pg) = postgres_url() else {
+        return;
+    };
+    let mail = tempfile::tempdir().unwrap();
+    let proxy = TcpProxy::start("127.0.0.1:5432");
+    let via_proxy = pg.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let schema = unique_name("pgcache");
+    let mut cfg = config::reference_config(
+        &pg,
+        "https://id.example.test",
+        None,
+        host_harness::config::MailConfig {
+            maildir: Some(mail.path().to_path_buf()),
+            ..Default::default()
+        },
+    );
+    cfg.database_schema = Some(schema.clone());
+    cfg.cache = Some(via_proxy);
+    let b = Backends::from_config(&cfg).unwrap();
+    let ex = config::build_executor(&cfg, &[email_plugin(Mode::Cdylib)], b).unwrap();
+    ex.store
+        .create_user(&NewUser {
+            username: "jane".into(),
+            email: "jane@example.com".into(),
+            is_active: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut c = FlowClient::open(&ex, "recover", "");
+    c.get();
+    assert_eq!(
+        c.post(json!({"uid_field": "jane"}))["component"],
+        "ak-stage-email"
+    );
+
+    proxy.cut();
+    let v = c.post(json!({"component": "ak-stage-email"}));
+    assert_eq!(v["component"], "ak-stage-flow-error", "{v}");
+    let ev = ex.store.events(Some("system_exception")).unwrap();
+    assert!(
+        ev.last().unwrap().context["error"]
+            .as_str()
+            .unwrap()
+            .contains("cache"),
+        "{ev:?}"
+    );
+
+    proxy.restore();
+    let v = c.post(json!({"component": "ak-stage-email"}));
+    assert_eq!(
+        v["messages"][0]["message"], "Email Successfully sent.",
+        "{v}"
+    );
+    assert!(ex.mail.wait_idle(Duration::from_secs(20)));
+    assert_eq!(
+        host_harness::maildir::read_all(mail.path()).len(),
+        2,
+        "no queued mail lost"
+    );
+    drop(c);
+    drop(ex);
+    let mut admin = postgres::Client::connect(&pg, postgres::NoTls).unwrap();
+    let _ = admin.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"));
+}

@@ -136,7 +136,7 @@ fn config(
     );
     let _ = mail_dir;
     cfg.database_schema = Some(schema.into());
-    cfg.cache = format!("redis://:{REDIS_SECRET}@127.0.0.1:{redis_port}");
+    cfg.cache = Some(format!("redis://:{REDIS_SECRET}@127.0.0.1:{redis_port}"));
     // The recovery stage mails with its own settings (a route by reference).
     TestHost::edit_stage(
         &mut cfg,

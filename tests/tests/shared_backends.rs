@@ -10,7 +10,7 @@ use std::time::Duration;
 use e2e_tests::{
     email_plugin, postgres_url, redis_url, smtp_mail, test_mail, unique_name, Mode, SmtpSink,
 };
-use host_harness::cache::{Cache, RedisCache};
+use host_harness::cache::{Cache, PostgresCache, RedisCache};
 use host_harness::client::FlowClient;
 use host_harness::clock::ManualClock;
 use host_harness::config::{self, Backends, HostConfig};
@@ -147,13 +147,9 @@ fn the_rate_limit_holds_across_hosts() {
     assert_eq!((sent, limited), (3, 3));
 }
 
-#[test]
-fn the_redis_limiter_is_atomic_under_concurrency() {
-    let Some(redis) = redis_url() else { return };
-    let ns = unique_name("ih");
-    let caches: Vec<Arc<RedisCache>> = (0..8)
-        .map(|_| Arc::new(RedisCache::open(&redis, &ns).unwrap()))
-        .collect();
+/// 8 connections x 50 attempts on one key allow exactly the limit; then the window
+/// slides as in the in-process limiter, and plain values keep their TTL.
+fn limiter_is_atomic(caches: Vec<Arc<dyn Cache>>) {
     let allowed: usize = caches
         .iter()
         .map(|c| {
@@ -181,6 +177,30 @@ fn the_redis_limiter_is_atomic_under_concurrency() {
     // Plain values with a TTL.
     caches[0].set("v", "x", 5_000, 0).unwrap();
     assert_eq!(caches[1].get("v", 0).unwrap().as_deref(), Some("x"));
+}
+
+#[test]
+fn the_redis_limiter_is_atomic_under_concurrency() {
+    let Some(redis) = redis_url() else { return };
+    let ns = unique_name("ih");
+    limiter_is_atomic(
+        (0..8)
+            .map(|_| Arc::new(RedisCache::open(&redis, &ns).unwrap()) as Arc<dyn Cache>)
+            .collect(),
+    );
+}
+
+#[test]
+fn the_postgres_limiter_is_atomic_under_concurrency() {
+    let Some(pg) = postgres_url() else { return };
+    let (schema, ns) = (unique_name("cache"), unique_name("ih"));
+    limiter_is_atomic(
+        (0..8)
+            .map(|_| {
+                Arc::new(PostgresCache::open(&pg, Some(&schema), &ns, 1).unwrap()) as Arc<dyn Cache>
+            })
+            .collect(),
+    );
 }
 
 #[test]
@@ -318,7 +338,7 @@ fn a_redis_that_drops_mid_run_gives_flow_errors_then_recovers() {
     let url = format!("redis://127.0.0.1:{port}");
     let mail = tempfile::tempdir().unwrap();
     let mut cfg = mail_config("https://id.example.test", mail.path());
-    cfg.cache = url.clone();
+    cfg.cache = Some(url.clone());
     let b = Backends::from_config(&cfg).unwrap();
     let ex = config::build_executor(&cfg, &[email_plugin(Mode::Cdylib)], b).unwrap();
     jane(&*ex.store);

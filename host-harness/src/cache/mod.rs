@@ -1,11 +1,13 @@
-//! The shared cache: a trait with TTLs and an atomic sliding-window rate limiter, and
-//! the in-process backend.
+//! The shared cache: a trait with TTLs and an atomic sliding-window rate limiter;
+//! the in-process backend here, Redis and PostgreSQL beside it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+mod postgres;
 mod redis;
 
+pub use self::postgres::PostgresCache;
 pub use self::redis::RedisCache;
 use plugin_api::ratelimit::sliding_window;
 use plugin_api::RateLimit;
@@ -30,6 +32,12 @@ pub trait Cache: Send + Sync {
         max: u32,
         now_ms: i64,
     ) -> Result<RateLimit, CacheError>;
+    /// Deletes up to `limit` entries expired at `now_ms` (per kind of entry); how
+    /// many. Backends that expire entries themselves (Redis) do nothing.
+    fn sweep(&self, now_ms: i64, limit: usize) -> Result<u64, CacheError> {
+        let _ = (now_ms, limit);
+        Ok(0)
+    }
 }
 
 enum Slot {

@@ -4,9 +4,10 @@
 //! `FOR UPDATE SKIP LOCKED`).
 
 use plugin_api::{FlowToken, User};
-use postgres::{NoTls, Row};
+use postgres::Row;
 use r2d2::PooledConnection;
-use r2d2_postgres::PostgresConnectionManager;
+
+use crate::pg::{self, Manager, Pool};
 use serde_json::Value;
 
 use super::{
@@ -81,20 +82,9 @@ CREATE INDEX users_username_lower ON users (lower(username));
 "#,
 ];
 
-type Manager = PostgresConnectionManager<NoTls>;
-
 /// Stores everything in PostgreSQL.
 pub struct PostgresStore {
-    pool: r2d2::Pool<Manager>,
-}
-
-#[derive(Debug)]
-struct SearchPath(String);
-
-impl r2d2::CustomizeConnection<postgres::Client, postgres::Error> for SearchPath {
-    fn on_acquire(&self, c: &mut postgres::Client) -> Result<(), postgres::Error> {
-        c.batch_execute(&format!("SET search_path TO \"{}\"", self.0))
-    }
+    pool: Pool,
 }
 
 fn db(e: impl std::fmt::Display) -> StoreError {
@@ -109,18 +99,8 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://…`), in `schema` (created if missing; `public`
     /// when `None`), and runs pending migrations. Several hosts may start at once.
     pub fn open(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
-        let config: postgres::Config = url.parse().map_err(db)?;
-        let manager = PostgresConnectionManager::new(config, NoTls);
-        let mut builder = r2d2::Pool::builder()
-            .max_size(16)
-            .connection_timeout(std::time::Duration::from_secs(5));
-        if let Some(s) = schema {
-            if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || s.is_empty() {
-                return Err(StoreError::Backend(format!("invalid schema name '{s}'")));
-            }
-            builder = builder.connection_customizer(Box::new(SearchPath(s.to_string())));
-        }
-        let pool = builder.build(manager).map_err(db)?;
+        let pool = pg::pool(url, schema, 16, std::time::Duration::from_secs(5))
+            .map_err(StoreError::Backend)?;
         let store = Self { pool };
         store.migrate(schema)?;
         Ok(store)
