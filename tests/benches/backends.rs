@@ -2,18 +2,19 @@
 //! rate-limit check on the in-process cache, on Redis (one Lua round trip) and on
 //! PostgreSQL (one function call), a flow-token insert + consume on SQLite and
 //! PostgreSQL, and first sends over HTTP on each setup.
-//! `cargo bench -p e2e-tests --bench backends` (Redis and PostgreSQL on loopback).
+//! `cargo bench -p e2e-tests --bench backends` (Redis and PostgreSQL on loopback;
+//! `BENCH_QUICK=1` runs a hundredth of it).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use e2e_tests::{postgres_url, redis_url, unique_name};
+use e2e_tests::{bench_count, postgres_url, redis_url, unique_name};
 use host_harness::cache::{Cache, MemoryCache, PostgresCache, RedisCache};
 use host_harness::store::{HostStore, PostgresStore, SqliteStore, StoredToken};
 use plugin_api::FlowToken;
 
 fn rate_limit(label: &str, c: &dyn Cache) {
-    let n = 20_000;
+    let n = bench_count(20_000);
     let t = Instant::now();
     for i in 0..n {
         // Distinct keys: the allowed path, which writes.
@@ -26,7 +27,7 @@ fn rate_limit(label: &str, c: &dyn Cache) {
 }
 
 fn tokens(label: &str, s: &dyn HostStore) {
-    let n = 5_000;
+    let n = bench_count(5_000);
     let t = Instant::now();
     for i in 0..n {
         let key_hash = format!("{i:064x}");
@@ -74,7 +75,7 @@ fn first_sends(
     let b = config::Backends::from_config(&cfg).unwrap();
     let ex = config::build_executor(&cfg, &[e2e_tests::email_plugin(e2e_tests::Mode::Cdylib)], b)
         .unwrap();
-    let (threads, per) = (4, 150);
+    let (threads, per) = (4, bench_count(150));
     for i in 0..threads * per {
         ex.store
             .create_user(&host_harness::store::NewUser {

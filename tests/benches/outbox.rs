@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e_tests::{free_port, test_mail, SmtpSink};
+use e2e_tests::{bench_count, free_port, test_mail, SmtpSink};
 use host_harness::clock::SystemClock;
 use host_harness::mail::{smtp_transport, Delivery, MailQueue, OutboxConfig};
 use host_harness::store::{OutboxStore, SqliteStore};
@@ -119,7 +119,7 @@ fn main() {
     let n: usize = std::env::var("MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+        .unwrap_or(bench_count(2000));
 
     let (rate, lat) = per_connection(port, n.min(300));
     println!(
@@ -140,7 +140,8 @@ fn main() {
     let sample = test_mail("sample", "someone@example.com");
     let before = rss_kib();
     let mut spent = Duration::ZERO;
-    for i in 0..100_000 {
+    let queued = bench_count(100_000);
+    for i in 0..queued {
         let mut m = sample.clone();
         m.message_id = format!("<q-{i}@test>");
         let t0 = Instant::now();
@@ -148,11 +149,11 @@ fn main() {
         spent += t0.elapsed();
     }
     println!(
-        "enqueue (SQLite outbox insert): {:.1} µs per message (mean of 100k)",
-        spent.as_secs_f64() * 1e6 / 100_000.0
+        "enqueue (SQLite outbox insert): {:.1} µs per message (mean of {queued})",
+        spent.as_secs_f64() * 1e6 / queued as f64
     );
     println!(
-        "100k queued: host RSS {} MiB before, {} MiB after; SQLite file {} MiB",
+        "{queued} queued: host RSS {} MiB before, {} MiB after; SQLite file {} MiB",
         before / 1024,
         rss_kib() / 1024,
         std::fs::metadata(dir.path().join("e.db"))

@@ -9,9 +9,12 @@ use plugin_api::testing::FakeHost;
 use plugin_api::{FlowToken, Stage, StageRequest};
 use serde_json::json;
 
-/// In-memory host services that keep nothing per call, so runs stay flat.
+/// In-memory host services that keep nothing per call, so runs stay flat; they
+/// know the user of [`user`], whom `restore` activates.
 fn bench_host() -> FakeHost {
-    FakeHost::new().recording(false)
+    FakeHost::new()
+        .recording(false)
+        .with_user(serde_json::from_value(user()).expect("a user"))
 }
 
 fn stage(mode: Mode, config: serde_json::Value) -> Box<dyn Stage> {

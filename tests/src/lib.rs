@@ -568,6 +568,17 @@ fn reachable(url: &str, default_addr: &str, what: &str) -> Option<String> {
     None
 }
 
+/// A benchmark's iteration count: `n`, or a hundredth of it (at least 10) when
+/// `BENCH_QUICK` is set, as CI does to keep every benchmark running without
+/// measuring anything.
+pub fn bench_count(n: usize) -> usize {
+    if std::env::var_os("BENCH_QUICK").is_some() {
+        (n / 100).max(10)
+    } else {
+        n
+    }
+}
+
 /// A fresh, unique name for a PostgreSQL schema or a Redis namespace.
 pub fn unique_name(prefix: &str) -> String {
     let mut b = [0u8; 6];
