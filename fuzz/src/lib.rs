@@ -10,17 +10,17 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use email_stage_plugin::EmailStagePlugin;
-use host_harness::builtin::{Builtin, KINDS};
 use host_harness::cache::MemoryCache;
-use host_harness::client::FlowClient;
-use host_harness::clock::{Clock, ManualClock};
 use host_harness::config::{self, Backends, HostConfig, MailConfig};
-use host_harness::entropy::SystemEntropy;
-use host_harness::executor::{same_origin_target, Executor, FlowDef, Session};
+use host_harness::flow::client::FlowClient;
+use host_harness::flow::{same_origin_target, Executor, FlowDef, Session};
 use host_harness::http::{AppState, HttpSettings, SessionLimits};
 use host_harness::mail::OutboxConfig;
 use host_harness::maintenance::{sweep_once, Housekeeping};
-use host_harness::store::{HostStore, MemoryStore};
+use host_harness::stages::builtin::{Builtin, KINDS};
+use host_harness::storage::{HostStore, MemoryStore};
+use host_harness::system::clock::{Clock, ManualClock};
+use host_harness::system::entropy::SystemEntropy;
 use plugin_api::testing::FakeHost;
 use plugin_api::{FlowToken, Plugin, Stage, StageRequest, User};
 use serde_json::{json, Map, Value};
@@ -51,7 +51,10 @@ pub fn host_config(data: &[u8]) {
 pub fn stage_config(data: &[u8]) {
     let Some(t) = text(data) else { return };
     if let Ok(stage) = EmailStagePlugin.new_stage("email", "fuzz", t) {
-        assert!(stage.mail_route().is_some(), "an email stage always has a route");
+        assert!(
+            stage.mail_route().is_some(),
+            "an email stage always has a route"
+        );
     }
     if let Ok(v) = serde_json::from_str::<Value>(t) {
         for kind in KINDS {
@@ -121,7 +124,10 @@ fn builtins_on(ctx: Map<String, Value>) {
         ("identification", json!({})),
         ("context_from_prompt", json!({"map": {"email": "email"}})),
         ("user_login", Value::Null),
-        ("prompt", json!({"fields": [{"field_key": "email", "type": "email"}]})),
+        (
+            "prompt",
+            json!({"fields": [{"field_key": "email", "type": "email"}]}),
+        ),
     ];
     for (kind, cfg) in configs {
         let b = Builtin::from_config(kind, &cfg)
@@ -147,10 +153,10 @@ fn fuzz_host_in(maildir: &str) -> FuzzHost {
         BASE,
         None,
         MailConfig {
-            maildir: Some(std::env::temp_dir().join(format!(
-                "identity-fuzz-{maildir}-{}",
-                std::process::id()
-            ))),
+            maildir: Some(
+                std::env::temp_dir()
+                    .join(format!("identity-fuzz-{maildir}-{}", std::process::id())),
+            ),
             ..Default::default()
         },
     );
@@ -198,7 +204,12 @@ fn tidy(h: &FuzzHost) {
     let mut runs = RUNS.lock().unwrap_or_else(|p| p.into_inner());
     *runs += 1;
     if *runs % 512 == 0 {
-        sweep_once(&*h.store, &*h.ex.cache, i64::MAX / 2, &Housekeeping::default());
+        sweep_once(
+            &*h.store,
+            &*h.ex.cache,
+            i64::MAX / 2,
+            &Housekeeping::default(),
+        );
     }
 }
 
@@ -221,9 +232,13 @@ pub fn challenge_body(data: &[u8]) {
 }
 
 fn assert_safe_target(next: &str, to: &str) {
-    assert!(to.starts_with('/') && !to.starts_with("//"), "{next:?} -> {to:?}");
     assert!(
-        !to.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\'),
+        to.starts_with('/') && !to.starts_with("//"),
+        "{next:?} -> {to:?}"
+    );
+    assert!(
+        !to.chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\'),
         "{next:?} -> {to:?}"
     );
     let base = url::Url::parse(BASE).expect("base");
@@ -245,7 +260,7 @@ pub fn next_query(data: &[u8]) {
         .finish();
     for query in [next, encoded.as_str()] {
         let mut s = Session::default();
-        if let host_harness::executor::Response::Challenge(v) = ex.get(&mut s, "finish", query) {
+        if let host_harness::flow::Response::Challenge(v) = ex.get(&mut s, "finish", query) {
             if let Some(to) = v["to"].as_str() {
                 assert_safe_target(next, to);
             }
@@ -316,7 +331,9 @@ pub fn http_executor(data: &[u8]) {
         return;
     };
     let s = server();
-    let resp = s.rt.block_on(s.router.clone().oneshot(req)).expect("infallible");
+    let resp =
+        s.rt.block_on(s.router.clone().oneshot(req))
+            .expect("infallible");
     assert!(
         !resp.status().is_server_error(),
         "{} {:?}: {}",
@@ -324,7 +341,8 @@ pub fn http_executor(data: &[u8]) {
         String::from_utf8_lossy(&uri),
         resp.status()
     );
-    let _ = s.rt.block_on(http_body_util::BodyExt::collect(resp.into_body()));
+    let _ =
+        s.rt.block_on(http_body_util::BodyExt::collect(resp.into_body()));
     s.clock.advance(10 * 60_000);
     if s.clock.now_ms() % (512 * 600_000) == 0 {
         sweep_once(&*s.store, &*s.cache, i64::MAX / 2, &Housekeeping::default());

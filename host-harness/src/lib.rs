@@ -2,36 +2,35 @@
 //! mail from a background queue and runs whole flows with authentik's executor
 //! semantics.
 //!
-//! - [`config`]: the TOML configuration and assembly of an [`executor::Executor`].
-//! - [`executor`]: plans, sessions, link restore and the confirmation step.
-//! - [`http`]: `host-harness serve`, the executor over HTTP with sessions.
-//! - [`builtin`]: the host's own stages (identification, prompt, user write, login).
-//! - [`services`]: [`plugin_api::Host`] for one hook call.
-//! - [`conformance`]: the checks every storage and cache backend must pass.
-//! - [`maildir`]: reads delivered mail back (demo, tests).
-//! - [`store`], [`cache`], [`mail`], [`clock`], [`entropy`]: backends, each behind a
-//!   trait.
-//! - [`maintenance`]: background sweeps of expired tokens, idle sessions, old decoys.
-//! - [`spool`]: events kept while the store is down.
-//! - [`logging`]: the host's log filter.
-//! - [`client`]: drives flows like the flow page does (follows redirects, keeps the session).
+//! The modules, from the bottom up (each imports only those above it in this list;
+//! `tests/tests/architecture.rs` checks it):
+//!
+//! - [`system`]: time, randomness, the log filter.
+//! - [`plan`]: the plan of a running flow.
+//! - [`storage`]: users, flow tokens, events, sessions and the mail outbox, behind
+//!   traits; memory, SQLite and PostgreSQL.
+//! - [`cache`]: cache entries and the rate limiter; in-process, Redis, PostgreSQL.
+//! - [`mail`]: delivery from the outbox (workers, SMTP, retries, routes, the mail
+//!   directory).
+//! - [`stages`]: bindings, the built-in stages, the host handle lent to a hook.
+//! - [`flow`]: the executor (plans per session, link restore, confirmation).
+//! - [`maintenance`]: background sweeps of expired tokens, sessions, cache rows.
+//! - [`http`]: `serve`, the executor over HTTP with sessions.
+//! - [`config`]: the TOML model and the assembly of all of the above; imported by
+//!   nothing but the commands.
+//! - `testing` (feature `testing`): the conformance checks for backends.
 
 #![deny(missing_docs)]
 
-pub mod builtin;
 pub mod cache;
-pub mod client;
-pub mod clock;
 pub mod config;
-pub mod conformance;
-pub mod entropy;
-pub mod executor;
+pub mod flow;
 pub mod http;
-pub mod logging;
 pub mod mail;
-pub mod maildir;
 pub mod maintenance;
-pub mod pg;
-pub mod services;
-pub mod spool;
-pub mod store;
+pub mod plan;
+pub mod stages;
+pub mod storage;
+pub mod system;
+#[cfg(feature = "testing")]
+pub mod testing;

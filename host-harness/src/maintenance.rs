@@ -8,8 +8,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::clock::Clock;
-use crate::store::HostStore;
+use crate::storage::HostStore;
+use crate::system::clock::Clock;
 
 /// What the sweeps keep and how often they run.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ pub fn sweep_once(
             }
         }
     };
-    let text = |e: crate::store::StoreError| e.to_string();
+    let text = |e: crate::storage::StoreError| e.to_string();
     Swept {
         tokens: drain("tokens", &|| {
             store.token_sweep(now_ms, h.batch).map_err(text)
@@ -157,7 +157,7 @@ impl Drop for Maintenance {
 mod tests {
     use super::*;
     use crate::mail::{QueuedMail, RouteRef};
-    use crate::store::{MemoryStore, OutboxStore, SessionStore, Store, StoredToken};
+    use crate::storage::{MemoryStore, OutboxStore, SessionStore, Store, StoredToken};
 
     #[test]
     fn a_round_deletes_what_has_expired_in_batches() {

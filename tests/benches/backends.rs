@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use e2e_tests::{bench_count, postgres_url, redis_url, unique_name};
 use host_harness::cache::{Cache, MemoryCache, PostgresCache, RedisCache};
-use host_harness::store::{HostStore, PostgresStore, SqliteStore, StoredToken};
+use host_harness::storage::{HostStore, PostgresStore, SqliteStore, StoredToken};
 use plugin_api::FlowToken;
 
 fn rate_limit(label: &str, c: &dyn Cache) {
@@ -78,7 +78,7 @@ fn first_sends(
     let (threads, per) = (4, bench_count(150));
     for i in 0..threads * per {
         ex.store
-            .create_user(&host_harness::store::NewUser {
+            .create_user(&host_harness::storage::NewUser {
                 username: format!("u{i}"),
                 email: format!("u{i}@example.com"),
                 is_active: true,

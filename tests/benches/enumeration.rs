@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use e2e_tests::timing::{ks_two_sample, quantile, recovery_times};
 use e2e_tests::{postgres_url, unique_name, Mode, Setup, TestHost, TestServer};
-use host_harness::store::{HostStore, PostgresStore, SqliteStore};
+use host_harness::storage::{HostStore, PostgresStore, SqliteStore};
 
 fn run(store: Arc<dyn HostStore>, name: &str, n: usize) {
     let s = TestServer::start_custom(

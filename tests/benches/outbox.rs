@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e_tests::{bench_count, free_port, test_mail, SmtpSink};
-use host_harness::clock::SystemClock;
 use host_harness::mail::{smtp_transport, Delivery, MailQueue, OutboxConfig};
-use host_harness::store::{OutboxStore, SqliteStore};
+use host_harness::storage::{OutboxStore, SqliteStore};
+use host_harness::system::clock::SystemClock;
 use lettre::address::Envelope;
 use lettre::Transport;
 use plugin_api::SmtpSettings;

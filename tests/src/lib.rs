@@ -12,13 +12,13 @@ use std::time::Duration;
 pub mod timing;
 
 use host_harness::cache::MemoryCache;
-use host_harness::clock::ManualClock;
 use host_harness::config::{self, Backends, HostConfig, MailConfig, SmtpConfig};
-use host_harness::entropy::{Entropy, SystemEntropy};
-use host_harness::executor::Executor;
+use host_harness::flow::Executor;
+use host_harness::mail::maildir::{self, ReceivedMail};
 use host_harness::mail::OutboxConfig;
-use host_harness::maildir::{self, ReceivedMail};
-use host_harness::store::{HostStore, MemoryStore};
+use host_harness::storage::{HostStore, MemoryStore};
+use host_harness::system::clock::ManualClock;
+use host_harness::system::entropy::{Entropy, SystemEntropy};
 use plugin_api::Plugin;
 
 /// Builds `package` (a cdylib of this workspace) with the profile the tests run
@@ -216,14 +216,15 @@ pub fn host_setup(
     let clock = Arc::new(ManualClock::new(1_767_225_600_000));
     let cache = Arc::new(MemoryCache::new());
     let outbox = cfg.mail.outbox.to_config().expect("outbox settings");
-    let (host_clock, wake_jitter): (Arc<dyn host_harness::clock::Clock>, _) = if system_clock {
-        (
-            Arc::new(host_harness::clock::SystemClock),
-            outbox.wake_jitter,
-        )
-    } else {
-        (clock.clone(), Duration::ZERO)
-    };
+    let (host_clock, wake_jitter): (Arc<dyn host_harness::system::clock::Clock>, _) =
+        if system_clock {
+            (
+                Arc::new(host_harness::system::clock::SystemClock),
+                outbox.wake_jitter,
+            )
+        } else {
+            (clock.clone(), Duration::ZERO)
+        };
     let ex = config::build_executor(
         &cfg,
         &plugins,

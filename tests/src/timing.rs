@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use host_harness::store::NewUser;
+use host_harness::storage::NewUser;
 use serde_json::json;
 
 use crate::TestServer;
@@ -120,7 +120,7 @@ pub fn recovery_times(
         order.swap(i, (rng.next() % (i as u64 + 1)) as usize);
     }
     let warm: Vec<(bool, usize)> = (0..warmup).map(|i| (i % 2 == 0, n + i)).collect();
-    let api = s.url(&host_harness::executor::executor_url("recover", ""));
+    let api = s.url(&host_harness::flow::executor_url("recover", ""));
     let mut out = RecoveryTimes::default();
     for (k, (known, i)) in warm.iter().chain(order.iter()).enumerate() {
         let uid = if *known {

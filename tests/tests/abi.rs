@@ -6,10 +6,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use e2e_tests::{email_plugin, host_with, plugin_path, Mode};
-use host_harness::client::FlowClient;
 use host_harness::config::StageDef;
-use host_harness::executor::FlowDef;
-use host_harness::store::{MemoryStore, NewUser};
+use host_harness::flow::client::FlowClient;
+use host_harness::flow::FlowDef;
+use host_harness::storage::{MemoryStore, NewUser};
 use plugin_api::testing::FakeHost;
 use plugin_api::{load_plugin, HostError, LoadError, Plugin, StageError, StageRequest};
 use serde_json::json;

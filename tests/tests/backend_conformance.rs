@@ -1,20 +1,25 @@
-//! The backend conformance suite (`host_harness::conformance`) on every backend:
+//! The backend conformance suite (`host_harness::testing::conformance`) on every backend:
 //! a new backend is checked by adding one line here.
 
 use std::sync::Arc;
 
 use e2e_tests::{postgres_url, redis_url, unique_name};
 use host_harness::cache::{MemoryCache, PostgresCache, RedisCache};
-use host_harness::conformance::{check_cache, check_store};
-use host_harness::store::{MemoryStore, PostgresStore, SqliteStore};
+use host_harness::storage::{MemoryStore, PostgresStore, SqliteStore};
+use host_harness::testing::conformance::{check_cache, check_store};
 
 #[test]
 fn every_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
     check_store(Arc::new(MemoryStore::new()));
-    check_store(Arc::new(
-        SqliteStore::open(&dir.path().join("c.db")).unwrap(),
-    ));
+    let path = dir.path().join("c.db");
+    check_store(Arc::new(SqliteStore::open(&path).unwrap()));
+    let again = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        host_harness::storage::Store::users(&again).unwrap().len(),
+        3,
+        "SQLite data survives a reopen; migrations are not rerun"
+    );
     if let Some(pg) = postgres_url() {
         check_store(Arc::new(
             PostgresStore::open(&pg, Some(&unique_name("c"))).unwrap(),

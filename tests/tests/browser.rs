@@ -97,7 +97,7 @@ fn enrollment_and_recovery_in_a_real_browser() {
         .unwrap()
         .unwrap();
     assert!(
-        host_harness::builtin::verify_password("brand new secret 7", &hash),
+        host_harness::stages::builtin::verify_password("brand new secret 7", &hash),
         "the new password was set"
     );
 }
@@ -121,7 +121,7 @@ fn redirect_and_fixation_attacks_fail_in_a_real_browser() {
         ("fixation-victim", "fixation-victim@example.com"),
     ] {
         s.store
-            .create_user(&host_harness::store::NewUser {
+            .create_user(&host_harness::storage::NewUser {
                 username: name.into(),
                 email: email.into(),
                 is_active: true,

@@ -6,8 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::{free_port, host_harness_bin, plugin_path};
-use host_harness::maildir;
-use host_harness::store::Store;
+use host_harness::mail::maildir;
+use host_harness::storage::Store;
 
 struct Killed(Child);
 
@@ -141,8 +141,8 @@ fn check_opens_nothing_creates_nothing_and_sends_nothing() {
     // Mail queued by an earlier run waits in the outbox.
     let queued = dir.path().join("queued.db");
     {
-        use host_harness::store::OutboxStore;
-        let store = host_harness::store::SqliteStore::open(&queued).unwrap();
+        use host_harness::storage::OutboxStore;
+        let store = host_harness::storage::SqliteStore::open(&queued).unwrap();
         assert!(store
             .outbox_push(
                 &e2e_tests::test_mail("waiting", "someone@example.com"),
@@ -188,8 +188,8 @@ fn check_opens_nothing_creates_nothing_and_sends_nothing() {
         sink.wait_for(1, Duration::from_millis(10)).is_empty(),
         "check delivered mail"
     );
-    use host_harness::store::OutboxStore;
-    let store = host_harness::store::SqliteStore::open(&queued).unwrap();
+    use host_harness::storage::OutboxStore;
+    let store = host_harness::storage::SqliteStore::open(&queued).unwrap();
     assert_eq!(store.outbox_counts().unwrap().pending, 1);
 }
 
@@ -264,7 +264,7 @@ fn a_configuration_without_database_keeps_users_across_a_restart() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let found = host_harness::store::SqliteStore::open(&dir.path().join("host.db"))
+    let found = host_harness::storage::SqliteStore::open(&dir.path().join("host.db"))
         .unwrap()
         .find_user("kept")
         .unwrap();

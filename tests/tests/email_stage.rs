@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use e2e_tests::{email_plugin, host, host_with, Mode, TestHost, BASE_URL};
-use host_harness::client::FlowClient;
-use host_harness::executor::{InvalidResponseAction, Plan, PlanEntry, Session};
-use host_harness::store::{MemoryStore, NewUser};
+use host_harness::flow::client::FlowClient;
+use host_harness::flow::Session;
+use host_harness::plan::{Plan, PlanEntry};
+use host_harness::stages::InvalidResponseAction;
+use host_harness::storage::{MemoryStore, NewUser};
 use plugin_api::token::hash_key;
 use serde_json::{json, Value};
 
@@ -249,7 +251,7 @@ fn placeholder_user_outside_recovery_is_a_flow_error_and_still_counted() {
             "recovery-email",
             json!({"recovery_max_attempts": 1, "rate_limit_initial_send": false}),
         );
-        cfg.flows.push(host_harness::executor::FlowDef {
+        cfg.flows.push(host_harness::flow::FlowDef {
             slug: "login".into(),
             title: "Log in".into(),
             designation: "authentication".into(),
@@ -270,7 +272,7 @@ fn placeholder_user_outside_recovery_is_a_flow_error_and_still_counted() {
 }
 
 fn only_email_flow(cfg: &mut host_harness::config::HostConfig) {
-    cfg.flows.push(host_harness::executor::FlowDef {
+    cfg.flows.push(host_harness::flow::FlowDef {
         slug: "verify".into(),
         title: "Verify".into(),
         designation: "stage_configuration".into(),
@@ -718,7 +720,8 @@ fn malformed_plan_context_is_a_clear_flow_error() {
 #[test]
 fn sqlite_backend_runs_the_recovery_flow() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(host_harness::store::SqliteStore::open(&dir.path().join("h.db")).unwrap());
+    let store =
+        Arc::new(host_harness::storage::SqliteStore::open(&dir.path().join("h.db")).unwrap());
     let h = host_with(vec![email_plugin(MODE)], store, |_| {});
     jane(&h);
     recover(&h, "jane", "");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use e2e_tests::timing::{ks_two_sample, quantile, recovery_times};
 use e2e_tests::{postgres_url, unique_name, Mode, Setup, TestServer};
-use host_harness::store::{HostStore, PostgresStore, SqliteStore};
+use host_harness::storage::{HostStore, PostgresStore, SqliteStore};
 
 /// Samples per kind, and the largest KS statistic accepted. With 300 samples each,
 /// two draws from one distribution exceed 0.2 with a probability below 1e-5; the
@@ -86,7 +86,7 @@ fn recovery_takes_the_same_time_for_known_and_unknown_addresses_on_postgres() {
 
 #[test]
 fn decoys_are_stored_like_real_mail_but_never_delivered_or_restored() {
-    use host_harness::client::FlowClient;
+    use host_harness::flow::client::FlowClient;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("decoy.db");
     let h = e2e_tests::host_with(

@@ -10,7 +10,7 @@ fn agent() -> ureq::Agent {
 
 /// The executor URL for a flow page opened with `query` (as the page builds it).
 fn api(s: &TestServer, slug: &str, query: &str) -> String {
-    s.url(&host_harness::executor::executor_url(slug, query))
+    s.url(&host_harness::flow::executor_url(slug, query))
 }
 
 fn get(a: &ureq::Agent, url: &str) -> Value {
@@ -175,7 +175,7 @@ fn unknown_flows_are_404_and_bad_bodies_are_400() {
 fn recovery_for_an_unknown_address_answers_like_a_known_one() {
     let s = TestServer::start(Mode::Cdylib, |_| {});
     s.store
-        .create_user(&host_harness::store::NewUser {
+        .create_user(&host_harness::storage::NewUser {
             username: "kn".into(),
             email: "known@example.com".into(),
             is_active: true,
@@ -236,7 +236,7 @@ fn email_stage_branches_over_http() {
         e2e_tests::TestHost::edit_stage(cfg, "recovery-email", json!({"recovery_max_attempts": 2}));
     });
     s.store
-        .create_user(&host_harness::store::NewUser {
+        .create_user(&host_harness::storage::NewUser {
             username: "br".into(),
             email: "br@example.com".into(),
             is_active: true,

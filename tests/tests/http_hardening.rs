@@ -3,9 +3,9 @@
 
 use e2e_tests::{Mode, TestServer};
 use host_harness::config::HostConfig;
-use host_harness::executor::FlowDef;
+use host_harness::flow::FlowDef;
 use host_harness::http::{HttpSettings, SessionLimits};
-use host_harness::store::NewUser;
+use host_harness::storage::NewUser;
 use serde_json::{json, Value};
 
 fn agent() -> ureq::Agent {
@@ -13,7 +13,7 @@ fn agent() -> ureq::Agent {
 }
 
 fn api(s: &TestServer, slug: &str, query: &str) -> String {
-    s.url(&host_harness::executor::executor_url(slug, query))
+    s.url(&host_harness::flow::executor_url(slug, query))
 }
 
 fn get(a: &ureq::Agent, url: &str) -> Value {
@@ -426,7 +426,7 @@ fn a_flood_of_cookie_less_requests_leaves_signed_in_sessions_alone() {
     recover_and_sign_in(&s, &member, "steady@example.com");
     let url = api(&s, "email-change", "");
     let before = median_micros(&member, &url, 300);
-    let path = host_harness::executor::executor_url("recover", "");
+    let path = host_harness::flow::executor_url("recover", "");
     let addr = s.server.addr;
     let threads: Vec<_> = (0..8)
         .map(|_| {

@@ -77,7 +77,7 @@ fn kept_alive_connections_are_closed_when_idle() {
 #[test]
 fn a_body_that_never_comes_is_answered_and_closed() {
     let s = TestServer::start_with(Mode::Rlib, |_| {}, short_limits());
-    let path = host_harness::executor::executor_url("recover", "");
+    let path = host_harness::flow::executor_url("recover", "");
     // A declared length far over the limit is refused at once.
     let mut huge = TcpStream::connect(s.server.addr).unwrap();
     write!(

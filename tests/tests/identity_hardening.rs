@@ -3,9 +3,9 @@
 //! mailer can deliver. Through the loaded cdylib on the reference flows.
 
 use e2e_tests::{host, Mode, TestHost};
-use host_harness::client::FlowClient;
-use host_harness::executor::Session;
-use host_harness::store::NewUser;
+use host_harness::flow::client::FlowClient;
+use host_harness::flow::Session;
+use host_harness::storage::NewUser;
 use serde_json::{json, Value};
 
 const MODE: Mode = Mode::Cdylib;

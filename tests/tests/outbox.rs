@@ -8,7 +8,7 @@ use std::time::Duration;
 use e2e_tests::{
     email_plugin, free_port, host_with, smtp_mail, test_mail, Mode, SmtpSink, TestHost,
 };
-use host_harness::store::{HostStore, MemoryStore, OutboxCounts, SqliteStore};
+use host_harness::storage::{HostStore, MemoryStore, OutboxCounts, SqliteStore};
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::{host_harness_bin, test_mail, SmtpSink};
-use host_harness::store::{OutboxStore, SqliteStore};
+use host_harness::storage::{OutboxStore, SqliteStore};
 
 const MESSAGES: usize = 300;
 const WORKERS: usize = 4;

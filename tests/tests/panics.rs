@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use e2e_tests::{email_plugin, host_with, Mode, TestServer};
-use host_harness::client::FlowClient;
 use host_harness::config::StageDef;
-use host_harness::entropy::{Entropy, EntropyError};
-use host_harness::executor::FlowDef;
-use host_harness::store::MemoryStore;
+use host_harness::flow::client::FlowClient;
+use host_harness::flow::FlowDef;
+use host_harness::storage::MemoryStore;
+use host_harness::system::entropy::{Entropy, EntropyError};
 use plugin_api::{
     FlowToken, HookResult, Host, Manifest, Outcome, Plugin, Stage, StageError, StageKind,
     StageRequest,
@@ -112,7 +112,7 @@ struct Switchable(std::sync::atomic::AtomicBool);
 impl Entropy for Switchable {
     fn fill(&self, buf: &mut [u8]) -> Result<(), EntropyError> {
         if self.0.load(std::sync::atomic::Ordering::SeqCst) {
-            host_harness::entropy::SystemEntropy.fill(buf)
+            host_harness::system::entropy::SystemEntropy.fill(buf)
         } else {
             Err(EntropyError("getrandom: unavailable (test)".into()))
         }
@@ -131,7 +131,7 @@ fn failing_randomness_is_an_error_with_an_event_not_a_crash() {
             ..Default::default()
         },
     );
-    let api = s.url(&host_harness::executor::executor_url("recover", ""));
+    let api = s.url(&host_harness::flow::executor_url("recover", ""));
     let a = ureq::AgentBuilder::new().redirects(8).build();
     a.get(&api).call().unwrap();
     rng.0.store(false, std::sync::atomic::Ordering::SeqCst);

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_tests::{email_plugin, postgres_url, smtp_mail, unique_name, Mode, SmtpSink, TcpProxy};
-use host_harness::client::FlowClient;
-use host_harness::clock::SystemClock;
 use host_harness::config::{self, Backends};
-use host_harness::entropy::SystemEntropy;
+use host_harness::flow::client::FlowClient;
 use host_harness::mail::OutboxConfig;
-use host_harness::store::{NewUser, PostgresStore, Store};
+use host_harness::storage::{NewUser, PostgresStore, Store};
+use host_harness::system::clock::SystemClock;
+use host_harness::system::entropy::SystemEntropy;
 use serde_json::json;
 
 #[test]
@@ -151,7 +151,7 @@ fn a_postgres_cache_outage_is_a_flow_error_then_the_host_recovers() {
     );
     assert!(ex.mail.wait_idle(Duration::from_secs(20)));
     assert_eq!(
-        host_harness::maildir::read_all(mail.path()).len(),
+        host_harness::mail::maildir::read_all(mail.path()).len(),
         2,
         "no queued mail lost"
     );

@@ -8,7 +8,7 @@ use std::time::Duration;
 use e2e_tests::{email_plugin, host_with, postgres_url, smtp_mail, test_mail, unique_name};
 use e2e_tests::{Mode, SmtpSink};
 use host_harness::mail::QueuedMail;
-use host_harness::store::{
+use host_harness::storage::{
     Event, MemoryStore, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore,
     PostgresStore, SessionStore, Store, StoreError, StoredToken,
 };

@@ -58,7 +58,7 @@ impl Run<'_> {
         format!(
             "http://{}{}",
             self.server.addr,
-            host_harness::executor::executor_url(slug, query)
+            host_harness::flow::executor_url(slug, query)
         )
     }
 
@@ -157,7 +157,7 @@ fn config(
     unreachable.name = "unreachable-email".into();
     unreachable.config["port"] = json!(e2e_tests::free_port());
     cfg.stages.push(unreachable);
-    cfg.flows.push(host_harness::executor::FlowDef {
+    cfg.flows.push(host_harness::flow::FlowDef {
         slug: "recover-elsewhere".into(),
         title: "Recover".into(),
         designation: "recovery".into(),
@@ -184,7 +184,7 @@ fn no_secret_reaches_tables_cache_events_logs_or_errors() {
     // and its cookie jar are not the host and log their cookies.
     tracing_subscriber::fmt()
         .with_env_filter(
-            host_harness::logging::filter("trace")
+            host_harness::system::logging::filter("trace")
                 .add_directive("ureq=off".parse().unwrap())
                 .add_directive("cookie_store=off".parse().unwrap()),
         )

@@ -11,12 +11,12 @@ use e2e_tests::{
     email_plugin, postgres_url, redis_url, smtp_mail, test_mail, unique_name, Mode, SmtpSink,
 };
 use host_harness::cache::{Cache, PostgresCache, RedisCache};
-use host_harness::client::FlowClient;
-use host_harness::clock::ManualClock;
 use host_harness::config::{self, Backends, HostConfig};
-use host_harness::executor::{Executor, Session};
+use host_harness::flow::client::FlowClient;
+use host_harness::flow::{Executor, Session};
 use host_harness::mail::OutboxConfig;
-use host_harness::store::{HostStore, NewUser, PostgresStore};
+use host_harness::storage::{HostStore, NewUser, PostgresStore};
+use host_harness::system::clock::ManualClock;
 use plugin_api::RateLimit;
 use serde_json::json;
 
@@ -47,7 +47,7 @@ fn shared_host(cfg: &HostConfig, pg: &str, schema: &str, redis: &str, namespace:
         store: Arc::new(PostgresStore::open(pg, Some(schema)).unwrap()),
         cache: Arc::new(RedisCache::open(redis, namespace).unwrap()),
         clock: Arc::new(ManualClock::new(1_767_225_600_000)),
-        entropy: Arc::new(host_harness::entropy::SystemEntropy),
+        entropy: Arc::new(host_harness::system::entropy::SystemEntropy),
         // A manual clock: a jittered due time would never come.
         outbox: OutboxConfig {
             poll: Duration::from_millis(20),
@@ -104,7 +104,7 @@ fn a_link_issued_by_one_host_is_confirmed_on_the_other() {
         "ak-stage-email"
     );
     assert!(c.a.mail.wait_idle(Duration::from_secs(20)));
-    let mails = host_harness::maildir::read_all(c._mail.path());
+    let mails = host_harness::mail::maildir::read_all(c._mail.path());
     let link = mails[0].link().unwrap();
     let mut on_b = FlowClient::open_link(&c.b, &link, Session::default()).unwrap();
     let token = on_b.get()["token"].clone();
@@ -274,7 +274,7 @@ fn a_browser_session_moves_between_hosts_behind_a_load_balancer() {
         format!(
             "http://{}{}",
             s.addr,
-            host_harness::executor::executor_url("recover", q)
+            host_harness::flow::executor_url("recover", q)
         )
     };
     // One browser (one cookie jar), its requests spread over both hosts.
@@ -307,7 +307,7 @@ fn a_browser_session_moves_between_hosts_behind_a_load_balancer() {
         "and A sees where B left it"
     );
     assert!(b.state.executor.mail.wait_idle(Duration::from_secs(20)));
-    let mails = host_harness::maildir::read_all(mail.path());
+    let mails = host_harness::mail::maildir::read_all(mail.path());
     assert_eq!(mails.len(), 1, "one initial send, not one per host");
     // The link, opened by another browser, confirmed across the hosts.
     let q = mails[0]
@@ -372,7 +372,7 @@ fn a_redis_that_drops_mid_run_gives_flow_errors_then_recovers() {
     );
     assert!(ex.mail.wait_idle(Duration::from_secs(20)));
     assert_eq!(
-        host_harness::maildir::read_all(mail.path()).len(),
+        host_harness::mail::maildir::read_all(mail.path()).len(),
         2,
         "no queued mail lost"
     );

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use e2e_tests::{host, smtp_mail, Mode, SmtpSink, TestHost};
-use host_harness::client::FlowClient;
 use host_harness::config::MailConfig;
-use host_harness::executor::Session;
+use host_harness::flow::client::FlowClient;
+use host_harness::flow::Session;
 use serde_json::json;
 
 fn smtp_host(sink: &SmtpSink, stage_settings: bool) -> TestHost {
@@ -155,7 +155,7 @@ fn hostile_and_non_ascii_display_names_arrive_encoded_without_injected_headers()
     assert!(v["response_errors"]["name"].is_array(), "{v}");
     // ...and a name that reached the store another way is still sent harmlessly.
     h.store
-        .create_user(&host_harness::store::NewUser {
+        .create_user(&host_harness::storage::NewUser {
             username: "zoe".into(),
             name: hostile.into(),
             email: "zoe@bücher.example".into(),

@@ -10,7 +10,7 @@ use e2e_tests::{
     TestHost,
 };
 use host_harness::config::MailConfig;
-use host_harness::store::MemoryStore;
+use host_harness::storage::MemoryStore;
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use e2e_tests::{
     free_port, host_harness_bin, plugin_path, postgres_url, redis_url, unique_name, SmtpSink,
 };
-use host_harness::executor::executor_url;
+use host_harness::flow::executor_url;
 use serde_json::{json, Value};
 
 const MAX_ATTEMPTS: usize = 3;
@@ -141,10 +141,10 @@ fn two_serve_processes(pg: &str, cache: Option<&str>) {
         pb,
     );
     {
-        let store = host_harness::store::PostgresStore::open(pg, Some(&schema)).unwrap();
-        host_harness::store::Store::create_user(
+        let store = host_harness::storage::PostgresStore::open(pg, Some(&schema)).unwrap();
+        host_harness::storage::Store::create_user(
             &store,
-            &host_harness::store::NewUser {
+            &host_harness::storage::NewUser {
                 username: "jane".into(),
                 email: "jane@example.com".into(),
                 is_active: true,

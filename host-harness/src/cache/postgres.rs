@@ -16,7 +16,7 @@ use std::time::Duration;
 use plugin_api::RateLimit;
 
 use super::{Cache, CacheError};
-use crate::pg::{self, Pool};
+use crate::storage::pool::{self, Pool};
 
 /// Tables and the limiter function; every statement may run again.
 const SCHEMA: &str = r#"
@@ -77,7 +77,8 @@ impl PostgresCache {
         namespace: &str,
         pool_size: u32,
     ) -> Result<Self, CacheError> {
-        let pool = pg::pool(url, schema, pool_size, Duration::from_secs(2)).map_err(CacheError)?;
+        let pool =
+            pool::pool(url, schema, pool_size, Duration::from_secs(2)).map_err(CacheError)?;
         let mut c = pool.get().map_err(err)?;
         let mut tx = c.transaction().map_err(err)?;
         tx.batch_execute("SELECT pg_advisory_xact_lock(7317003)")
@@ -101,7 +102,7 @@ impl PostgresCache {
         format!("{}:{key}", self.namespace)
     }
 
-    fn conn(&self) -> Result<r2d2::PooledConnection<pg::Manager>, CacheError> {
+    fn conn(&self) -> Result<r2d2::PooledConnection<pool::Manager>, CacheError> {
         self.pool.get().map_err(err)
     }
 }

@@ -1,4 +1,5 @@
 //! `host-harness serve`: the flow executor over HTTP with authentik's protocol.
+//! Imports `flow`, `storage` (sessions) and `system`.
 //!
 //! - `GET /if/flow/<slug>/?…` serves the flow page, which passes its own query
 //!   string as the single `query` parameter of every executor call.
@@ -30,7 +31,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::executor::{Executor, Response as FlowResponse};
+use crate::flow::{Executor, Response as FlowResponse};
 
 pub mod server;
 pub mod sessions;
@@ -404,7 +405,7 @@ fn with_session<T>(
     st: &AppState,
     cookie: Option<&str>,
     f: impl FnOnce(&mut sessions::WebSession) -> T,
-) -> Result<(T, Option<sessions::Cookies>), crate::entropy::EntropyError> {
+) -> Result<(T, Option<sessions::Cookies>), crate::system::entropy::EntropyError> {
     let now = st.executor.clock.now_ms();
     let picked = st.sessions.prepare(st.sessions.open(cookie, now), now);
     let mut s = picked.lock();

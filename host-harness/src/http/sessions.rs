@@ -19,9 +19,9 @@ use lru::LruCache;
 use plugin_api::token::{constant_time_eq, sha256_hex};
 use serde::{Deserialize, Serialize};
 
-use crate::entropy::{self, Entropy, EntropyError};
-use crate::executor::{Executor, Session};
-use crate::store::HostStore;
+use crate::flow::{Executor, Session};
+use crate::storage::HostStore;
+use crate::system::entropy::{self, Entropy, EntropyError};
 
 /// Limits on the session table.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! Mail delivery from the durable outbox.
+//! Mail delivery from the durable outbox. Imports `storage` and `system`.
 //!
 //! Plugins hand a composed message to the host ([`MailQueue::enqueue`]): it is
 //! written to the store's outbox and the request goes on. Worker threads claim due
@@ -20,9 +20,10 @@ use lettre::{FileTransport, SmtpTransport, Transport};
 use plugin_api::SmtpSettings;
 use serde_json::json;
 
-use crate::clock::Clock;
-use crate::store::{Event, HostStore, OutboxOutcome, OutboxRow};
+use crate::storage::{Event, HostStore, OutboxOutcome, OutboxRow};
+use crate::system::clock::Clock;
 
+pub mod maildir;
 mod route;
 mod smtp;
 mod test_email;

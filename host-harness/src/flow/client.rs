@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::executor::{Executor, Response, Session};
+use crate::flow::{Executor, Response, Session};
 
 /// Largest number of redirects followed for one call.
 const MAX_REDIRECTS: usize = 32;

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use host_harness::client::FlowClient;
 use host_harness::config::{self, Backends, MailConfig, SmtpConfig};
-use host_harness::executor::{Executor, Session};
-use host_harness::maildir;
+use host_harness::flow::client::FlowClient;
+use host_harness::flow::{Executor, Session};
+use host_harness::mail::maildir;
 use serde_json::{json, Value};
 
 const BASE_URL: &str = "http://localhost:9000";
@@ -225,7 +225,7 @@ pub fn run(out: &Path, plugin: Option<PathBuf>, smtp: Option<&str>) -> anyhow::R
     let ok = ex
         .store
         .password_hash(&id)?
-        .is_some_and(|h| host_harness::builtin::verify_password("new secret 123", &h));
+        .is_some_and(|h| host_harness::stages::builtin::verify_password("new secret 123", &h));
     println!(
         "  password changed                   {ok}; redirected to {}",
         v["to"]

@@ -9,14 +9,15 @@ use plugin_api::{FlowToken, HookResult, Message, Outcome, Stage, StageError, Sta
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::builtin::Builtin;
 use crate::cache::Cache;
-use crate::clock::Clock;
-use crate::entropy::{self, Entropy};
 use crate::mail::MailQueue;
-use crate::services::RequestHost;
-use crate::spool::EventSpool;
-use crate::store::{Event, HostStore};
+use crate::plan::{Plan, PlanEntry};
+use crate::stages::host::RequestHost;
+use crate::stages::{Binding, InvalidResponseAction, MailLimit, StageImpl};
+use crate::storage::spool::EventSpool;
+use crate::storage::{Event, HostStore};
+use crate::system::clock::Clock;
+use crate::system::entropy::{self, Entropy};
 
 /// Access-denied message when a link's token is gone.
 pub const MSG_LINK_USED: &str = "Link was already used, please request a new link.";
@@ -34,48 +35,6 @@ pub struct FlowDef {
     pub designation: String,
     /// Stage binding names, in order.
     pub stages: Vec<String>,
-}
-
-/// What happens when a stage answers a POST with an invalid response.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum InvalidResponseAction {
-    /// Show the stage again (default).
-    #[default]
-    Retry,
-    /// Start the flow again with an empty context.
-    Restart,
-    /// Start the flow again keeping the context.
-    RestartWithContext,
-}
-
-/// One entry of a plan.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum PlanEntry {
-    /// A configured stage binding.
-    Stage {
-        /// Binding name.
-        name: String,
-    },
-    /// The confirmation step of a restored link; consumes the token on POST.
-    Confirm {
-        /// Header text.
-        header: String,
-        /// Hash of the link's token.
-        key_hash: String,
-    },
-}
-
-/// A flow plan: what remains to run and the context.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Plan {
-    /// Flow the plan belongs to.
-    pub flow_slug: String,
-    /// Remaining entries; the first is current.
-    pub stages: Vec<PlanEntry>,
-    /// Plan context.
-    pub context: Map<String, Value>,
 }
 
 /// Server-side state of one browser session.
@@ -119,31 +78,6 @@ impl Response {
     }
 }
 
-/// How a binding runs.
-pub enum StageImpl {
-    /// Built into the host.
-    Builtin(Builtin),
-    /// From a plugin.
-    Plugin {
-        /// The stage instance.
-        stage: Box<dyn Stage>,
-        /// Cache namespace (the plugin's name).
-        namespace: String,
-    },
-}
-
-/// A configured stage binding.
-pub struct Binding {
-    /// Binding name.
-    pub name: String,
-    /// Stage kind.
-    pub kind: String,
-    /// Implementation.
-    pub imp: StageImpl,
-    /// What an invalid response does.
-    pub invalid_response_action: InvalidResponseAction,
-}
-
 /// The executor with its flows, bindings and backends.
 pub struct Executor {
     /// Public base URL links are built from.
@@ -166,24 +100,6 @@ pub struct Executor {
     pub entropy: Arc<dyn Entropy>,
     /// Events kept while the store is down.
     pub events: EventSpool,
-}
-
-/// The host's own limit on mail, whatever the plugins do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MailLimit {
-    /// Mails one browser session may queue within the window (0 = no limit).
-    pub per_session: u32,
-    /// The window, ms.
-    pub window_ms: u64,
-}
-
-impl Default for MailLimit {
-    fn default() -> Self {
-        Self {
-            per_session: 10,
-            window_ms: 600_000,
-        }
-    }
 }
 
 /// What an [`Executor`] is configured with besides flows, bindings and backends.
@@ -336,7 +252,7 @@ impl Executor {
         tracing::error!(target: "executor", stage, %request_id, error = %detail, "System exception during flow execution.");
         let event = Event {
             action: "system_exception".into(),
-            context: crate::services::cleanse(&json!({
+            context: crate::stages::host::cleanse(&json!({
                 "message": "System exception during flow execution.",
                 "stage": stage,
                 "error": detail,

@@ -8,7 +8,7 @@ use plugin_api::{FlowToken, RateLimit};
 
 use crate::cache::Cache;
 use crate::mail::{QueuedMail, RouteRef};
-use crate::store::{
+use crate::storage::{
     Event, HostStore, NewUser, OutboxCounts, OutboxOutcome, Store, StoreError, StoredToken,
 };
 

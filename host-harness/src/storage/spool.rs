@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::store::{Event, Store};
+use crate::storage::{Event, Store};
 
 /// Most events kept while the store is down; older ones give way (each is also
 /// logged when it happens).

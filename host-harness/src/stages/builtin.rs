@@ -6,7 +6,7 @@ use plugin_api::{HookResult, Message, Outcome, StageError, User};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::store::{Identity, NewUser, Store, StoreError};
+use crate::storage::{Identity, NewUser, Store, StoreError};
 
 /// A prompt field.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -449,7 +449,7 @@ fn user_write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::storage::MemoryStore;
 
     #[test]
     fn prompt_validates_and_user_write_creates_inactive_users() {

@@ -7,7 +7,7 @@ use plugin_api::{FlowToken, User};
 use postgres::Row;
 use r2d2::PooledConnection;
 
-use crate::pg::{self, Manager, Pool};
+use crate::storage::pool::{self, Manager, Pool};
 use serde_json::Value;
 
 use super::{
@@ -99,7 +99,7 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://…`), in `schema` (created if missing; `public`
     /// when `None`), and runs pending migrations. Several hosts may start at once.
     pub fn open(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
-        let pool = pg::pool(url, schema, 16, std::time::Duration::from_secs(5))
+        let pool = pool::pool(url, schema, 16, std::time::Duration::from_secs(5))
             .map_err(StoreError::Backend)?;
         let store = Self { pool };
         store.migrate(schema)?;

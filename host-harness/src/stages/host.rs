@@ -6,12 +6,13 @@ use plugin_api::{
 };
 use serde_json::Value;
 
+use super::MailLimit;
 use crate::cache::Cache;
-use crate::clock::Clock;
-use crate::entropy::Entropy;
-use crate::executor::{MailLimit, Plan, PlanEntry};
 use crate::mail::MailQueue;
-use crate::store::{Event, Store, StoredToken};
+use crate::plan::{Plan, PlanEntry};
+use crate::storage::{Event, Store, StoredToken};
+use crate::system::clock::Clock;
+use crate::system::entropy::Entropy;
 
 /// Everything a hook may touch, borrowed for one call.
 pub struct RequestHost<'a> {
@@ -144,7 +145,7 @@ impl Host for RequestHost<'_> {
             plan: self.snapshot(t),
         };
         self.store.insert_token(&stored).map_err(|e| match e {
-            crate::store::StoreError::Conflict(m) => {
+            crate::storage::StoreError::Conflict(m) => {
                 HostError::Rejected(format!("{m} already exists"))
             }
             e => unavailable(e),

@@ -1,17 +1,23 @@
-//! Storage of users, flow tokens, events and the mail outbox: the traits and two
-//! backends, [`MemoryStore`] and [`SqliteStore`] (the embedded default).
+//! Storage of users, flow tokens, events, sessions and the mail outbox: the traits,
+//! three backends ([`MemoryStore`], [`SqliteStore`], the embedded default, and
+//! [`PostgresStore`]), the outbox's rows ([`QueuedMail`]), the PostgreSQL pool
+//! ([`pool`]) and the spool of events kept while the store is down ([`spool`]).
+//! Imports only `system`.
 
 use plugin_api::{FlowToken, User};
 
-pub use crate::mail::QueuedMail;
 use serde_json::Value;
 
 mod memory;
+mod outbox;
+pub mod pool;
 mod postgres;
+pub mod spool;
 mod sqlite;
 
 pub use self::postgres::PostgresStore;
 pub use memory::MemoryStore;
+pub use outbox::{QueuedMail, RouteRef};
 pub use sqlite::SqliteStore;
 
 /// A storage failure.
@@ -261,29 +267,3 @@ pub trait SessionStore: Send + Sync {
 pub trait HostStore: Store + OutboxStore + SessionStore {}
 
 impl<T: Store + OutboxStore + SessionStore> HostStore for T {}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::{MemoryStore, SqliteStore};
-    use crate::conformance::check_store;
-
-    #[test]
-    fn memory_store_conforms() {
-        check_store(Arc::new(MemoryStore::new()));
-    }
-
-    #[test]
-    fn sqlite_store_conforms_and_survives_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("h.db");
-        check_store(Arc::new(SqliteStore::open(&path).unwrap()));
-        let again = SqliteStore::open(&path).unwrap();
-        assert_eq!(
-            super::Store::users(&again).unwrap().len(),
-            3,
-            "data survives a reopen; migrations not rerun"
-        );
-    }
-}

@@ -1,0 +1,24 @@
+//! `check`: validate a configuration without side effects.
+
+use std::path::Path;
+
+use anyhow::Context;
+use host_harness::config;
+
+/// Loads the plugins, builds every stage and checks the flows; no database is
+/// opened, no file created, nothing sent.
+pub fn run(path: &Path) -> anyhow::Result<()> {
+    let cfg = config::HostConfig::load(path)?;
+    let plugins = config::load_plugins(&cfg)?;
+    config::validate(&cfg, &plugins)
+        .with_context(|| format!("{} is not usable", path.display()))?;
+    super::warn_if_not_durable(&cfg);
+    println!(
+        "{}: {} plugins, {} stages, {} flows: ok",
+        path.display(),
+        cfg.plugins.len(),
+        cfg.stages.len(),
+        cfg.flows.len()
+    );
+    Ok(())
+}

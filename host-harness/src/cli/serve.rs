@@ -1,0 +1,88 @@
+//! `serve`: the flows over HTTP, with delivery and maintenance in the background.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use host_harness::config::{self, HostConfig, MailConfig};
+use host_harness::maintenance::{Housekeeping, Maintenance};
+
+/// The command line of `serve`.
+pub struct Args {
+    /// Configuration file; none: the reference flows on embedded defaults.
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    pub listen: String,
+    /// Without a configuration: folder for the SQLite file and the mail directory.
+    pub data: PathBuf,
+    /// Without a configuration: the email stage plugin library.
+    pub plugin: Option<PathBuf>,
+    /// Storage URL overriding the configuration's.
+    pub database: Option<String>,
+    /// Cache URL overriding the configuration's.
+    pub cache: Option<String>,
+}
+
+/// The configuration `args` name, with the URL overrides applied.
+fn configuration(args: &Args) -> anyhow::Result<HostConfig> {
+    let mut cfg = match &args.config {
+        Some(c) => HostConfig::load(c)?,
+        None => {
+            let plugin = match &args.plugin {
+                Some(p) => p.clone(),
+                None => super::demo::default_plugin()?,
+            };
+            std::fs::create_dir_all(&args.data)?;
+            config::reference_config(
+                &format!("sqlite://{}", args.data.join("host.db").display()),
+                &format!("http://{}", args.listen),
+                Some(&plugin),
+                MailConfig {
+                    maildir: Some(args.data.join("mail")),
+                    ..Default::default()
+                },
+            )
+        }
+    };
+    if let Some(d) = &args.database {
+        cfg.database = d.clone();
+    }
+    if let Some(c) = &args.cache {
+        cfg.cache = Some(c.clone());
+    }
+    Ok(cfg)
+}
+
+/// Serves until Ctrl-C.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = configuration(&args)?;
+    super::warn_if_not_durable(&cfg);
+    let settings = cfg.http.to_settings(&cfg.database)?;
+    let plugins = config::load_plugins(&cfg)?;
+    let ex = config::build_executor(&cfg, &plugins, config::Backends::from_config(&cfg)?)?;
+    let _housekeeping = Maintenance::start(
+        ex.store.clone(),
+        ex.cache.clone(),
+        ex.clock.clone(),
+        Housekeeping {
+            session_idle_ms: settings.sessions.idle_ms,
+            ..Default::default()
+        },
+    )?;
+    let state = host_harness::http::AppState::with_settings(ex, settings);
+    let listen = args.listen;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        eprintln!(
+            "serving {} on http://{listen}/ (Ctrl-C stops)",
+            cfg.base_url
+        );
+        host_harness::http::serve(listener, state, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        anyhow::Ok(())
+    })
+}
