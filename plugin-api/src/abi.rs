@@ -22,7 +22,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings,
     sabi_types::VersionStrings,
-    std_types::{ROption, RResult, RSliceMut, RStr, RString, RVec, Tuple2},
+    std_types::{ROption, RResult, RStr, RString, RVec, Tuple2},
     StableAbi,
 };
 
@@ -120,64 +120,7 @@ pub struct FfiMail<'a> {
 /// Opaque host object pointer.
 pub type HostThis = *const c_void;
 
-/// The host-services function table (see [`crate::Host`] for the semantics of each).
-///
-/// Every function receives the `this` pointer of the [`FfiHost`] it came with.
-/// Composite values cross as JSON text.
-#[repr(C)]
-#[derive(StableAbi)]
-#[sabi(kind(Prefix(prefix_ref = HostVTableRef)))]
-#[sabi(missing_field(option))]
-pub struct HostVTable {
-    /// [`crate::Host::user`]; the user as JSON.
-    pub user: unsafe extern "C" fn(*const c_void, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
-    /// [`crate::Host::set_user_active`].
-    pub set_user_active:
-        unsafe extern "C" fn(*const c_void, RStr<'_>, bool) -> RResult<bool, FfiError>,
-    /// [`crate::Host::create_flow_token`]; the token as JSON.
-    pub create_flow_token: unsafe extern "C" fn(*const c_void, RStr<'_>) -> RResult<(), FfiError>,
-    /// [`crate::Host::flow_token`].
-    pub flow_token:
-        unsafe extern "C" fn(*const c_void, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
-    /// [`crate::Host::consume_flow_token`].
-    pub consume_flow_token:
-        unsafe extern "C" fn(*const c_void, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
-    /// [`crate::Host::revoke_flow_tokens`].
-    pub revoke_flow_tokens:
-        unsafe extern "C" fn(*const c_void, RStr<'_>, RStr<'_>) -> RResult<u64, FfiError>,
-    /// [`crate::Host::cache_get`].
-    pub cache_get:
-        unsafe extern "C" fn(*const c_void, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
-    /// [`crate::Host::cache_set`].
-    pub cache_set:
-        unsafe extern "C" fn(*const c_void, RStr<'_>, RStr<'_>, u64) -> RResult<(), FfiError>,
-    /// [`crate::Host::rate_limit`].
-    pub rate_limit: unsafe extern "C" fn(
-        *const c_void,
-        RStr<'_>,
-        u64,
-        u32,
-        i64,
-    ) -> RResult<FfiRateLimit, FfiError>,
-    /// [`crate::Host::emit_event`]; context as JSON.
-    pub emit_event:
-        unsafe extern "C" fn(*const c_void, RStr<'_>, RStr<'_>) -> RResult<(), FfiError>,
-    /// [`crate::Host::enqueue_mail`].
-    pub enqueue_mail: unsafe extern "C" fn(*const c_void, FfiMail<'_>) -> RResult<(), FfiError>,
-    /// [`crate::Host::default_from_address`].
-    pub default_from_address: unsafe extern "C" fn(*const c_void) -> RString,
-    /// [`crate::Host::log`]; level as [`crate::LogLevel`] `u8`.
-    pub log: unsafe extern "C" fn(*const c_void, u8, RStr<'_>, RStr<'_>),
-    /// [`crate::Host::now_ms`].
-    pub now_ms: unsafe extern "C" fn(*const c_void) -> i64,
-    /// [`crate::Host::fill_random`].
-    ///
-    /// Last field of the version 0.1 prefix: plugins built against 0.1 may rely on
-    /// every field up to here. Append new services below it.
-    #[sabi(last_prefix_field)]
-    pub fill_random:
-        unsafe extern "C" fn(*const c_void, RSliceMut<'_, u8>) -> RResult<(), FfiError>,
-}
+pub use crate::host::{HostVTable, HostVTableRef};
 
 /// A borrowed host: object pointer plus function table, valid for one hook call.
 #[repr(C)]

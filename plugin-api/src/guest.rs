@@ -6,19 +6,17 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
 use abi_stable::prefix_type::{PrefixTypeTrait, WithMetadata};
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
+use abi_stable::std_types::{ROption, RResult, RStr, RString};
 
 use crate::abi::{
-    FfiError, FfiHookResult, FfiHost, FfiMail, FfiRequest, FfiStage, StagePluginMod,
-    StagePluginModRef, StageVTable, StageVTableRef,
+    FfiError, FfiHookResult, FfiHost, FfiRequest, FfiStage, StagePluginMod, StagePluginModRef,
+    StageVTable, StageVTableRef,
 };
-use crate::convert::{
-    host_err_from_ffi, panic_text, request_from_ffi, result_to_ffi, stage_err_to_ffi,
-};
-use crate::host::Host;
+use crate::convert::{panic_text, request_from_ffi, result_to_ffi, stage_err_to_ffi};
+use crate::host::{Host, HostClient};
 use crate::stage::{Plugin, Stage};
-use crate::types::{FlowToken, LogLevel, NewFlowToken, OutgoingMail, RateLimit, User};
-use crate::{HostError, StageError};
+use crate::types::FlowToken;
+use crate::StageError;
 
 static PLUGIN: OnceLock<Box<dyn Plugin>> = OnceLock::new();
 
@@ -167,123 +165,4 @@ unsafe extern "C" fn stage_mail_route(this: *const c_void) -> RResult<ROption<RS
             .map(|j| ROption::RSome(RString::from(j)))
             .map_err(|e| StageError::Internal(e.to_string())),
     })
-}
-
-/// A [`Host`] backed by the host's function table.
-struct HostClient<'a> {
-    ffi: FfiHost<'a>,
-}
-
-fn res<T>(r: RResult<T, FfiError>) -> Result<T, HostError> {
-    r.into_result().map_err(host_err_from_ffi)
-}
-
-fn de<T: serde::de::DeserializeOwned>(s: RString) -> Result<T, HostError> {
-    serde_json::from_str(&s).map_err(|e| HostError::Rejected(format!("malformed host reply: {e}")))
-}
-
-fn ser<T: serde::Serialize>(v: &T) -> Result<String, HostError> {
-    serde_json::to_string(v).map_err(|e| HostError::Rejected(e.to_string()))
-}
-
-impl Host for HostClient<'_> {
-    fn user(&self, id: &str) -> Result<Option<User>, HostError> {
-        // SAFETY: `this` and the table come together from the host for this call.
-        let r = res(unsafe { (self.ffi.vtable.user())(self.ffi.this, id.into()) })?;
-        r.into_option().map(de).transpose()
-    }
-    fn set_user_active(&self, id: &str, active: bool) -> Result<bool, HostError> {
-        // SAFETY: as above.
-        res(unsafe { (self.ffi.vtable.set_user_active())(self.ffi.this, id.into(), active) })
-    }
-    fn create_flow_token(&self, token: &NewFlowToken) -> Result<(), HostError> {
-        let json = ser(token)?;
-        // SAFETY: as above.
-        res(unsafe { (self.ffi.vtable.create_flow_token())(self.ffi.this, json.as_str().into()) })
-    }
-    fn flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
-        // SAFETY: as above.
-        let r = res(unsafe { (self.ffi.vtable.flow_token())(self.ffi.this, key_hash.into()) })?;
-        r.into_option().map(de).transpose()
-    }
-    fn consume_flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
-        // SAFETY: as above.
-        let r =
-            res(unsafe { (self.ffi.vtable.consume_flow_token())(self.ffi.this, key_hash.into()) })?;
-        r.into_option().map(de).transpose()
-    }
-    fn revoke_flow_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, HostError> {
-        // SAFETY: as above.
-        res(unsafe {
-            (self.ffi.vtable.revoke_flow_tokens())(self.ffi.this, user_id.into(), stage_name.into())
-        })
-    }
-    fn cache_get(&self, key: &str) -> Result<Option<String>, HostError> {
-        // SAFETY: as above.
-        let r = res(unsafe { (self.ffi.vtable.cache_get())(self.ffi.this, key.into()) })?;
-        Ok(r.into_option().map(RString::into_string))
-    }
-    fn cache_set(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), HostError> {
-        // SAFETY: as above.
-        res(unsafe {
-            (self.ffi.vtable.cache_set())(self.ffi.this, key.into(), value.into(), ttl_ms)
-        })
-    }
-    fn rate_limit(
-        &self,
-        key: &str,
-        window_ms: u64,
-        max: u32,
-        now_ms: i64,
-    ) -> Result<RateLimit, HostError> {
-        // SAFETY: as above.
-        let r = res(unsafe {
-            (self.ffi.vtable.rate_limit())(self.ffi.this, key.into(), window_ms, max, now_ms)
-        })?;
-        Ok(if r.limited {
-            RateLimit::Limited {
-                retry_after_ms: r.retry_after_ms,
-            }
-        } else {
-            RateLimit::Allowed
-        })
-    }
-    fn emit_event(&self, action: &str, context: &serde_json::Value) -> Result<(), HostError> {
-        let json = context.to_string();
-        // SAFETY: as above.
-        res(unsafe {
-            (self.ffi.vtable.emit_event())(self.ffi.this, action.into(), json.as_str().into())
-        })
-    }
-    fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), HostError> {
-        let meta = OutgoingMail {
-            raw: Vec::new(),
-            ..mail.clone()
-        };
-        let meta_json = ser(&meta)?;
-        let ffi = FfiMail {
-            meta_json: meta_json.as_str().into(),
-            raw: RSlice::from_slice(&mail.raw),
-        };
-        // SAFETY: as above.
-        res(unsafe { (self.ffi.vtable.enqueue_mail())(self.ffi.this, ffi) })
-    }
-    fn default_from_address(&self) -> String {
-        // SAFETY: as above.
-        unsafe { (self.ffi.vtable.default_from_address())(self.ffi.this) }.into_string()
-    }
-    fn log(&self, level: LogLevel, target: &str, message: &str) {
-        // SAFETY: as above.
-        unsafe {
-            (self.ffi.vtable.log())(self.ffi.this, level as u8, target.into(), message.into())
-        }
-    }
-    fn now_ms(&self) -> i64 {
-        // SAFETY: as above.
-        unsafe { (self.ffi.vtable.now_ms())(self.ffi.this) }
-    }
-    fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
-        // SAFETY: as above.
-        res(unsafe { (self.ffi.vtable.fill_random())(self.ffi.this, buf.into()) })
-    }
 }

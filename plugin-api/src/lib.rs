@@ -121,6 +121,7 @@ mod stage;
 pub mod testing;
 pub mod token;
 mod types;
+mod wire;
 
 pub use abi_stable;
 pub use error::{HostError, LoadError, StageError};
