@@ -8,11 +8,17 @@
 //! # Evolution
 //!
 //! The function tables ([`StagePluginMod`], [`StageVTable`], [`HostVTable`]) are
-//! *prefix types*: fields are only ever appended, below the field marked
-//! `#[sabi(last_prefix_field)]`, and a field a peer does not have reads as `None`
-//! (the host then reports [`crate::HostError::Unsupported`] instead of crashing).
-//! Changing or removing an existing field, or any value type below, is a breaking
-//! change and needs a new major `plugin-api` version.
+//! *prefix types*: fields are only ever appended, and changing or removing one, or
+//! any value type below, is a breaking change.
+//!
+//! abi_stable checks a prefix type in one direction: the loading side (the host)
+//! may know *fewer* fields than the loaded side (the plugin), never more. A host
+//! whose table gained a field therefore refuses every plugin built before it (seen:
+//! `too many fields Expected: 17 Found: 15` for a plugin built against 0.1 in a 0.2
+//! host), whichever side provides the table. So today a field added to any table
+//! is a minor version bump (0.1 → 0.2) and plugins are rebuilt once; a field a
+//! peer lacks can only be met by a plugin newer than its host, and reads as `None`
+//! there (the plugin then gets [`crate::HostError::Unsupported`]).
 
 use std::ffi::c_void;
 use std::marker::PhantomData;
@@ -159,9 +165,6 @@ pub struct StageVTable {
         FfiHost<'_>,
     ) -> RResult<FfiHookResult, FfiError>,
     /// [`crate::Stage::restore`]; the token as JSON.
-    ///
-    /// Last field of the version 0.1 prefix; append new hooks below it.
-    #[sabi(last_prefix_field)]
     pub restore: unsafe extern "C" fn(
         *const c_void,
         &FfiRequest<'_>,
@@ -169,8 +172,9 @@ pub struct StageVTable {
         FfiHost<'_>,
     ) -> RResult<FfiHookResult, FfiError>,
     /// [`crate::Stage::mail_route`]: the route as [`crate::MailRoute`] JSON, or none.
-    /// Appended after the 0.1 prefix: a plugin built before it reads as having no
-    /// route.
+    ///
+    /// Last field of the version 0.2 prefix; append new hooks below it.
+    #[sabi(last_prefix_field)]
     pub mail_route: unsafe extern "C" fn(*const c_void) -> RResult<ROption<RString>, FfiError>,
 }
 
@@ -198,8 +202,8 @@ pub struct StagePluginMod {
     pub manifest: extern "C" fn() -> RResult<RString, FfiError>,
     /// Validates a configuration and builds a stage: `(kind, name, config_json)`.
     ///
-    /// Last field of the version 0.1 prefix; new module functions go below it and
-    /// must be read as optional by hosts.
+    /// Last field of the prefix (unchanged since 0.1); new module functions go below
+    /// it and must be read as optional by hosts.
     #[sabi(last_prefix_field)]
     pub new_stage: extern "C" fn(RStr<'_>, RStr<'_>, RStr<'_>) -> RResult<FfiStage, FfiError>,
 }

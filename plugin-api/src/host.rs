@@ -56,10 +56,52 @@ host_services! {
     /// Current time, Unix milliseconds (injectable for tests).
     prefix fn now_ms() -> i64 => i64;
     /// Fills `buf` from a cryptographically secure generator (injectable for tests).
-    ///
-    /// Last field of the version 0.1 prefix: plugins built against 0.1 may rely on
-    /// every service up to here. Append new services below it, as `appended`.
-    #[sabi(last_prefix_field)]
     prefix fn fill_random(buf: &mut [u8] => RSliceMut<'_, u8>)
         -> Result<(), HostError> => RResult<(), FfiError>;
+    /// Reads a value the calling stage stored for the running flow with
+    /// [`Host::flow_state_set`]; `None` if unset. Keys belong to the calling stage
+    /// binding, and the values die with the plan (the flow ends or starts again).
+    prefix fn flow_state_get(key: &str => RStr<'_>)
+        -> Result<Option<String>, HostError> => RResult<ROption<RString>, FfiError>;
+    /// Stores `value` under `key` for the rest of the running flow, for the calling
+    /// stage binding only; an empty value deletes it. Written with the hook's
+    /// result, so a hook that fails writes nothing, and the value travels with the
+    /// plan (into a link's flow token too). It is not secret: it is part of the
+    /// plan context. See [`check_flow_state`] for the limits.
+    ///
+    /// Last field of the version 0.2 prefix: plugins built against 0.2 may rely on
+    /// every service up to here.
+    #[sabi(last_prefix_field)]
+    prefix fn flow_state_set(key: &str => RStr<'_>, value: &str => RStr<'_>)
+        -> Result<(), HostError> => RResult<(), FfiError>;
+}
+
+/// Longest flow-state key, in bytes.
+pub const FLOW_STATE_MAX_KEY: usize = 128;
+/// Longest flow-state value, in bytes.
+pub const FLOW_STATE_MAX_VALUE: usize = 4096;
+/// Most flow-state keys one stage binding may hold.
+pub const FLOW_STATE_MAX_KEYS: usize = 32;
+
+/// The limits every host applies to [`Host::flow_state_set`]: a non-empty key of
+/// at most [`FLOW_STATE_MAX_KEY`] bytes, a value of at most
+/// [`FLOW_STATE_MAX_VALUE`] bytes, and at most [`FLOW_STATE_MAX_KEYS`] keys per
+/// stage (`keys_after`: how many the stage would hold after the write).
+pub fn check_flow_state(key: &str, value: &str, keys_after: usize) -> Result<(), HostError> {
+    if key.is_empty() || key.len() > FLOW_STATE_MAX_KEY {
+        return Err(HostError::Rejected(format!(
+            "flow state key must be 1-{FLOW_STATE_MAX_KEY} bytes"
+        )));
+    }
+    if value.len() > FLOW_STATE_MAX_VALUE {
+        return Err(HostError::Rejected(format!(
+            "flow state value over {FLOW_STATE_MAX_VALUE} bytes"
+        )));
+    }
+    if keys_after > FLOW_STATE_MAX_KEYS {
+        return Err(HostError::Rejected(format!(
+            "a stage holds at most {FLOW_STATE_MAX_KEYS} flow state keys"
+        )));
+    }
+    Ok(())
 }

@@ -101,33 +101,46 @@
 //! # Evolution
 //!
 //! The function tables are abi_stable *prefix types*: new hooks and host services are
-//! appended, so a plugin built against 0.1.x keeps loading in hosts built against a
-//! later 0.1.y. See [`abi`] for the rules.
+//! appended, never changed. abi_stable refuses a plugin whose tables have fewer
+//! fields than the host's, so an appended field is a minor version (0.1 → 0.2: the
+//! flow-state services) and plugins are rebuilt; the refusal names both versions.
+//! See [`abi`] for the rules.
 
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
 pub mod abi;
 pub mod address;
+#[cfg_attr(not(all(feature = "host", feature = "guest")), allow(dead_code))]
 mod convert;
 mod error;
+#[cfg(feature = "guest")]
 #[doc(hidden)]
 pub mod guest;
 mod host;
+#[cfg(feature = "host")]
 mod loader;
+#[cfg_attr(not(feature = "guest"), allow(dead_code))]
 mod logging;
 pub mod ratelimit;
 mod stage;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
 mod types;
+#[cfg_attr(not(all(feature = "host", feature = "guest")), allow(dead_code))]
 mod wire;
 
 pub use abi_stable;
 pub use error::{HostError, LoadError, StageError};
-pub use host::Host;
+pub use host::{
+    check_flow_state, Host, FLOW_STATE_MAX_KEY, FLOW_STATE_MAX_KEYS, FLOW_STATE_MAX_VALUE,
+};
+#[cfg(feature = "host")]
 pub use loader::{load_plugin, LoadedPlugin};
 pub use logging::emit_to_host_tracing;
+/// The `serde_json` this crate is built with: its `Value` is in the traits.
+pub use serde_json;
 pub use stage::{Plugin, Stage};
 pub use types::{
     FlowToken, HookResult, LogLevel, MailRoute, Manifest, Message, MessageLevel, NewFlowToken,
@@ -151,13 +164,14 @@ pub fn api_compatible(host: &str, plugin: &str) -> bool {
     }
 }
 
-/// Exports a [`Plugin`] value as this library's root module.
+/// Exports a [`Plugin`] value as this library's root module (feature `guest`).
 ///
 /// Use once, at the crate root of a `cdylib`. Every hook is wrapped so a panic
 /// becomes an error result, and the plugin's `tracing` events are forwarded to the
 /// host. The plugin crate needs no dependency besides `plugin-api`: the macro
 /// writes out what abi_stable's `#[export_root_module]` would, through this crate's
 /// re-export.
+#[cfg(feature = "guest")]
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:expr) => {

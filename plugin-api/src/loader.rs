@@ -216,8 +216,7 @@ impl Stage for LoadedStage {
     }
 
     fn mail_route(&self) -> Option<crate::MailRoute> {
-        // A plugin built before the hook existed has no such field.
-        let f = self.ffi.vtable.mail_route()?;
+        let f = self.ffi.vtable.mail_route();
         // SAFETY: `this` is live while self is.
         let r = unsafe { f(self.ffi.this) };
         match r.into_result() {

@@ -25,6 +25,7 @@ struct State {
     users: HashMap<String, User>,
     tokens: Vec<NewFlowToken>,
     cache: HashMap<String, String>,
+    flow_state: HashMap<String, String>,
     attempts: HashMap<String, Vec<i64>>,
     events: Vec<(String, serde_json::Value)>,
     mails: Vec<OutgoingMail>,
@@ -191,6 +192,22 @@ impl Host for FakeHost {
             s.cache.remove(key);
         } else {
             s.cache.insert(key.to_string(), value.to_string());
+        }
+        Ok(())
+    }
+    fn flow_state_get(&self, key: &str) -> Result<Option<String>, HostError> {
+        self.check("flow_state_get")?;
+        Ok(self.lock().flow_state.get(key).cloned())
+    }
+    fn flow_state_set(&self, key: &str, value: &str) -> Result<(), HostError> {
+        self.check("flow_state_set")?;
+        let mut s = self.lock();
+        let after = s.flow_state.len() + usize::from(!s.flow_state.contains_key(key));
+        crate::check_flow_state(key, value, after)?;
+        if value.is_empty() {
+            s.flow_state.remove(key);
+        } else {
+            s.flow_state.insert(key.to_string(), value.to_string());
         }
         Ok(())
     }

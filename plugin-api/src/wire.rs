@@ -386,10 +386,10 @@ infallible_ret!(() => (), i64 => 0);
 ///
 /// Each service reads
 /// `MODE fn name(arg: RustType => FfiType, …) -> RustResult => FfiResult;`
-/// where `MODE` is `prefix` (present in every table since 0.1; mark the last one
-/// `#[sabi(last_prefix_field)]`) or `appended` (added later: a plugin calling it
-/// on an older host gets [`HostError::Unsupported`], or the neutral value for an
-/// infallible service).
+/// where `MODE` is `prefix` (in the table of every host of this minor version;
+/// mark the last one `#[sabi(last_prefix_field)]`) or `appended` (after the
+/// prefix: a plugin calling it on a host whose table lacks it gets
+/// [`HostError::Unsupported`], or the neutral value for an infallible service).
 ///
 /// Why a declarative macro rather than abi_stable's `#[sabi_trait]`: a sabi trait
 /// carries FFI types in its signatures, so a plain `Host` trait and its conversions
@@ -445,10 +445,12 @@ macro_rules! host_services {
         }
 
         /// A [`Host`] backed by a host's function table (the plugin side).
+        #[cfg(feature = "guest")]
         pub(crate) struct HostClient<'a> {
             pub(crate) ffi: $crate::abi::FfiHost<'a>,
         }
 
+        #[cfg(feature = "guest")]
         #[allow(clippy::unused_unit)]
         impl Host for HostClient<'_> {
             $(
@@ -475,8 +477,10 @@ macro_rules! host_services {
         }
 
         /// The host-side wrappers of a `T: Host` (the loader side).
+        #[cfg(feature = "host")]
         pub(crate) struct VTableFor<T>(::std::marker::PhantomData<T>);
 
+        #[cfg(feature = "host")]
         impl<T: Host> VTableFor<T> {
             $(
                 #[allow(clippy::unused_unit)]

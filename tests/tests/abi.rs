@@ -32,10 +32,16 @@ fn incompatible_layout_is_refused_with_both_versions() {
         panic!("expected Incompatible, got {err}");
     };
     assert_eq!(host_version, plugin_api::API_VERSION);
-    assert_eq!(plugin_version, "0.1.0");
+    assert_eq!(
+        plugin_version,
+        plugin_api::API_VERSION,
+        "the fixture's version moves with plugin-api's"
+    );
     let msg = err.to_string();
+    let v = plugin_api::API_VERSION;
     assert!(
-        msg.contains("host plugin-api 0.1.0") && msg.contains("plugin plugin-api 0.1.0"),
+        msg.contains(&format!("host plugin-api {v}"))
+            && msg.contains(&format!("plugin plugin-api {v}")),
         "{msg}"
     );
     assert!(
@@ -59,7 +65,8 @@ fn outdated_api_version_is_refused_naming_both_versions() {
     let msg = err.to_string();
     assert!(matches!(err, LoadError::Incompatible { .. }));
     assert!(
-        msg.contains("host plugin-api 0.1.0") && msg.contains("plugin plugin-api 0.0.1"),
+        msg.contains(&format!("host plugin-api {}", plugin_api::API_VERSION))
+            && msg.contains("plugin plugin-api 0.0.1"),
         "{msg}"
     );
 }
@@ -218,6 +225,49 @@ fn the_terms_example_plugin_runs_in_the_same_host() {
         c.session.plan.as_ref().unwrap().context["terms_accepted_version"],
         "v2"
     );
+    assert_eq!(h.events("terms_accepted")[0]["version"], "v2");
+}
+
+/// The `flow_state_*` services through the cdylib: what the terms stage stores on
+/// GET is in the plan, under its own binding, and read back on POST; a value the
+/// plan holds from earlier (terms shown as v1, now v2) changes the answer.
+#[test]
+fn flow_state_crosses_the_boundary_and_lives_in_the_plan() {
+    let h = host_with(
+        vec![email_plugin(Mode::Cdylib), load("terms-stage")],
+        Arc::new(MemoryStore::new()),
+        |cfg| {
+            cfg.stages.push(StageDef {
+                name: "tos".into(),
+                kind: "terms".into(),
+                config: json!({"text": "Be nice.", "version": "v2"}),
+                invalid_response_action: Default::default(),
+            });
+            let f = cfg.flows.iter_mut().find(|f| f.slug == "enroll").unwrap();
+            f.stages.insert(0, "tos".into());
+        },
+    );
+    let mut c = FlowClient::open(&h.ex, "enroll", "");
+    c.get();
+    let ctx = |c: &FlowClient| c.session.plan.as_ref().unwrap().context.clone();
+    assert_eq!(
+        ctx(&c)["_flow_state"],
+        json!({"tos": {"shown_version": "v2"}})
+    );
+
+    // The person was shown v1 before a restart brought v2.
+    let plan = c.session.plan.as_mut().unwrap();
+    plan.context["_flow_state"]["tos"]["shown_version"] = json!("v1");
+    let v = c.post(json!({"accepted": true}));
+    assert_eq!(
+        v["response_errors"]["accepted"][0]["code"], "changed",
+        "{v}"
+    );
+    assert_eq!(ctx(&c)["_flow_state"]["tos"]["shown_version"], "v2");
+    assert!(h.events("terms_accepted").is_empty());
+
+    let v = c.post(json!({"accepted": true}));
+    assert_eq!(v["component"], "ak-stage-prompt", "{v}");
     assert_eq!(h.events("terms_accepted")[0]["version"], "v2");
 }
 

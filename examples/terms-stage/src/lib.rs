@@ -11,6 +11,10 @@
 //! `terms_accepted_version`, and a success message is flashed. Any other response
 //! shows the challenge again with an error on `accepted`.
 //!
+//! The stage remembers in the flow's state (the `flow_state_*` host services) which
+//! version it showed, and accepts only that version: terms changed between showing
+//! and accepting (a host restarted with a new configuration) are shown again.
+//!
 //! Built as `cdylib` (load it with `plugin_api::load_plugin`) and `rlib` (use
 //! [`TermsPlugin`] in-process, e.g. in tests).
 
@@ -30,6 +34,8 @@ pub const COMPONENT: &str = "ak-stage-terms";
 pub const CONTEXT_KEY: &str = "terms_accepted_version";
 /// Action of the event recorded when the terms are accepted.
 pub const EVENT_ACTION: &str = "terms_accepted";
+/// Flow-state key holding the version last shown.
+pub const SHOWN_KEY: &str = "shown_version";
 
 /// The plugin: provides the `terms` stage kind.
 #[derive(Debug, Default, Clone, Copy)]
@@ -92,6 +98,18 @@ impl TermsStage {
         Self { config }
     }
 
+    /// Remembers the version shown, for the rest of the flow.
+    fn remember_shown(&self, host: &dyn Host) -> Result<(), StageError> {
+        Ok(host.flow_state_set(SHOWN_KEY, &self.config.version)?)
+    }
+
+    /// Whether the version accepted is the one shown (`true` when nothing was
+    /// shown in this flow).
+    fn shown_is_current(&self, host: &dyn Host) -> Result<bool, StageError> {
+        let shown = host.flow_state_get(SHOWN_KEY)?;
+        Ok(shown.is_none_or(|v| v == self.config.version))
+    }
+
     fn challenge(&self) -> Value {
         json!({
             "component": COMPONENT,
@@ -102,7 +120,8 @@ impl TermsStage {
 }
 
 impl Stage for TermsStage {
-    fn get(&self, _req: &StageRequest<'_>, _host: &dyn Host) -> Result<HookResult, StageError> {
+    fn get(&self, _req: &StageRequest<'_>, host: &dyn Host) -> Result<HookResult, StageError> {
+        self.remember_shown(host)?;
         Ok(HookResult::new(Outcome::Challenge(self.challenge())))
     }
 
@@ -112,6 +131,14 @@ impl Stage for TermsStage {
         response: &Value,
         host: &dyn Host,
     ) -> Result<HookResult, StageError> {
+        if response["accepted"] == true && !self.shown_is_current(host)? {
+            self.remember_shown(host)?;
+            let mut challenge = self.challenge();
+            challenge["response_errors"] = json!({
+                "accepted": [{"string": "The terms changed; please read them again.", "code": "changed"}]
+            });
+            return Ok(HookResult::new(Outcome::Challenge(challenge)));
+        }
         if response["accepted"] == true {
             host.emit_event(EVENT_ACTION, &json!({"version": self.config.version}))?;
             return Ok(HookResult::new(Outcome::StageOk)
@@ -228,6 +255,35 @@ mod tests {
             got
         );
         assert!(host.events().is_empty());
+    }
+
+    #[test]
+    fn terms_changed_since_shown_are_shown_again() {
+        let host = FakeHost::new();
+        stage().get(&req(), &host).expect("get");
+        assert_eq!(
+            host.flow_state_get(SHOWN_KEY).unwrap().as_deref(),
+            Some("v1")
+        );
+        let v2 = TermsPlugin
+            .new_stage(
+                KIND,
+                "accept-terms",
+                r#"{"text": "Be kind.", "version": "v2"}"#,
+            )
+            .unwrap();
+        let r = v2
+            .challenge_invalid(&req(), &json!({"accepted": true}), &host)
+            .unwrap();
+        let Outcome::Challenge(c) = r.outcome else {
+            panic!("{r:?}")
+        };
+        assert_eq!(c["response_errors"]["accepted"][0]["code"], "changed");
+        assert!(host.events().is_empty());
+        let r = v2
+            .challenge_invalid(&req(), &json!({"accepted": true}), &host)
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::StageOk);
     }
 
     #[test]

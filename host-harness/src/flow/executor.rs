@@ -669,8 +669,9 @@ impl Executor {
             session_key,
             mail_limit: self.mail_limit,
             from_address: &self.from_address,
+            state_writes: Default::default(),
         };
-        match (body, plan.context.get("is_restored")) {
+        let mut result = match (body, plan.context.get("is_restored")) {
             (Some(b), _) => stage.challenge_invalid(&req, b, &host),
             (None, Some(t)) => {
                 let token: FlowToken = serde_json::from_value(t.clone())
@@ -678,7 +679,9 @@ impl Executor {
                 stage.restore(&req, &token, &host)
             }
             (None, None) => stage.get(&req, &host),
-        }
+        }?;
+        result.context_set.extend(host.flow_state_update());
+        Ok(result)
     }
 
     fn apply(

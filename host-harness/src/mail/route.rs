@@ -40,7 +40,7 @@ impl MailRoutes {
 
     /// The stored form of a plugin's mail sent by `stage`: stage settings become a
     /// reference to the stage. A stage that did not report its route when it was
-    /// built (a plugin older than `mail_route`) is recorded now.
+    /// built (its `mail_route` answered `None`) is recorded now.
     pub fn queued(&self, stage: &str, mail: &OutgoingMail) -> QueuedMail {
         let route = match &mail.route {
             MailRoute::Global => RouteRef::Global,

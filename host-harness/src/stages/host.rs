@@ -4,7 +4,9 @@
 use plugin_api::{
     FlowToken, Host, HostError, LogLevel, NewFlowToken, OutgoingMail, RateLimit, User,
 };
-use serde_json::Value;
+use std::sync::Mutex;
+
+use serde_json::{Map, Value};
 
 use super::MailLimit;
 use crate::cache::Cache;
@@ -38,7 +40,16 @@ pub struct RequestHost<'a> {
     pub mail_limit: MailLimit,
     /// Global `From`.
     pub from_address: &'a str,
+    /// What the hook wrote with `flow_state_set`, applied with its result.
+    pub state_writes: StateWrites,
 }
+
+/// The plan-context key under which each stage binding's flow state lives.
+pub const FLOW_STATE_KEY: &str = "_flow_state";
+
+/// Flow-state writes of one hook call: key to new value, `None` to delete.
+#[derive(Debug, Default)]
+pub struct StateWrites(Mutex<Vec<(String, Option<String>)>>);
 
 fn unavailable(e: impl std::fmt::Display) -> HostError {
     HostError::Unavailable(e.to_string())
@@ -69,6 +80,56 @@ pub fn cleanse(v: &Value) -> Value {
 impl RequestHost<'_> {
     fn key(&self, key: &str) -> String {
         format!("{}:{key}", self.namespace)
+    }
+
+    /// The calling stage's flow state: what the plan holds, then this call's writes.
+    fn flow_state(&self) -> Map<String, Value> {
+        let mut state = self
+            .plan
+            .context
+            .get(FLOW_STATE_KEY)
+            .and_then(|all| all.get(self.stage_name))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let writes = self
+            .state_writes
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (k, v) in writes.iter() {
+            match v {
+                Some(v) => state.insert(k.clone(), Value::String(v.clone())),
+                None => state.remove(k),
+            };
+        }
+        state
+    }
+
+    /// The plan-context entry to set after a successful hook that wrote flow
+    /// state: every stage's state, this stage's updated.
+    pub fn flow_state_update(&self) -> Option<(String, Value)> {
+        let wrote = !self
+            .state_writes
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty();
+        if !wrote {
+            return None;
+        }
+        let mut all = self
+            .plan
+            .context
+            .get(FLOW_STATE_KEY)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        all.insert(
+            self.stage_name.to_string(),
+            Value::Object(self.flow_state()),
+        );
+        Some((FLOW_STATE_KEY.to_string(), Value::Object(all)))
     }
 
     /// Counts one mail against the session's limit (decoys too, so an unknown user's
@@ -222,6 +283,25 @@ impl Host for RequestHost<'_> {
         self.entropy
             .fill(buf)
             .map_err(|e| HostError::Unavailable(e.to_string()))
+    }
+    fn flow_state_get(&self, key: &str) -> Result<Option<String>, HostError> {
+        Ok(self
+            .flow_state()
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+    fn flow_state_set(&self, key: &str, value: &str) -> Result<(), HostError> {
+        let state = self.flow_state();
+        let after = state.len() + usize::from(!state.contains_key(key));
+        plugin_api::check_flow_state(key, value, after)?;
+        let value = (!value.is_empty()).then(|| value.to_string());
+        self.state_writes
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key.to_string(), value));
+        Ok(())
     }
 }
 
