@@ -9,7 +9,7 @@ use e2e_tests::{email_plugin, host_with, postgres_url, smtp_mail, test_mail, uni
 use e2e_tests::{Mode, SmtpSink};
 use host_harness::mail::QueuedMail;
 use host_harness::storage::{
-    Event, MemoryStore, NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore,
+    Claim, Event, Finish, MemoryStore, NewUser, OutboxCounts, OutboxRow, OutboxStore,
     PostgresStore, SessionStore, Store, StoreError, StoredToken,
 };
 use plugin_api::{FlowToken, User};
@@ -51,22 +51,17 @@ impl Store for PanicOnClaim {
 impl OutboxStore for PanicOnClaim {
     delegate! {
         outbox_push(m: &QueuedMail, now: i64, due: i64) -> Result<bool, StoreError>;
-        outbox_finish(id: i64, o: &OutboxOutcome, e: Option<&Event>) -> Result<(), StoreError>;
+        outbox_finish(done: Finish<'_>) -> Result<(), StoreError>;
         outbox_counts() -> Result<OutboxCounts, StoreError>;
         outbox_next_due() -> Result<Option<i64>, StoreError>;
         outbox_sweep_decoys(before: i64, limit: usize) -> Result<u64, StoreError>;
     }
-    fn outbox_claim(
-        &self,
-        now: i64,
-        lease: i64,
-        limit: usize,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
+    fn outbox_claim(&self, claim: Claim) -> Result<Vec<OutboxRow>, StoreError> {
         let left = self.panics_left.load(Ordering::SeqCst);
         if left > 0 && self.panics_left.fetch_sub(1, Ordering::SeqCst) > 0 {
             panic!("deliberate panic in outbox_claim");
         }
-        self.inner.outbox_claim(now, lease, limit)
+        self.inner.outbox_claim(claim)
     }
 }
 

@@ -20,7 +20,7 @@ use lettre::{FileTransport, SmtpTransport, Transport};
 use plugin_api::SmtpSettings;
 use serde_json::json;
 
-use crate::storage::{Event, HostStore, OutboxOutcome, OutboxRow};
+use crate::storage::{Claim, Event, Finish, HostStore, OutboxOutcome, OutboxRow};
 use crate::system::clock::Clock;
 
 pub mod maildir;
@@ -233,7 +233,11 @@ impl Shared {
                 (OutboxOutcome::Dead { error }, ev)
             }
         };
-        if let Err(e) = self.store.outbox_finish(row.id, &outcome, event.as_ref()) {
+        if let Err(e) = self.store.outbox_finish(Finish {
+            id: row.id,
+            outcome: &outcome,
+            event: event.as_ref(),
+        }) {
             // The lease runs out and the message is tried again.
             tracing::error!(target: "mail", error = %e, "cannot record delivery outcome");
         }
@@ -241,9 +245,11 @@ impl Shared {
 
     /// Claims and handles one batch; how many messages it held.
     fn round(&self) -> usize {
-        let claimed =
-            self.store
-                .outbox_claim(self.clock.now_ms(), self.config.lease_ms, self.config.batch);
+        let claimed = self.store.outbox_claim(Claim {
+            now_ms: self.clock.now_ms(),
+            lease_ms: self.config.lease_ms,
+            limit: self.config.batch,
+        });
         match claimed {
             Ok(rows) => {
                 let n = rows.len();

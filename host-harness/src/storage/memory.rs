@@ -5,8 +5,9 @@ use std::sync::Mutex;
 
 use plugin_api::{FlowToken, User};
 
+use super::Finish;
 use super::{
-    email_clash, username_clash, Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow,
+    email_clash, username_clash, Claim, Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow,
     OutboxStore, QueuedMail, SessionStore, Store, StoreError, StoredToken,
 };
 
@@ -269,12 +270,8 @@ impl OutboxStore for MemoryStore {
         Ok(true)
     }
 
-    fn outbox_claim(
-        &self,
-        now_ms: i64,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
+    fn outbox_claim(&self, claim: Claim) -> Result<Vec<OutboxRow>, StoreError> {
+        let (now_ms, lease_ms, limit) = (claim.now_ms, claim.lease_ms, claim.limit);
         let mut m = self.lock();
         let mut out = Vec::new();
         for r in m.outbox.rows.iter_mut() {
@@ -293,12 +290,8 @@ impl OutboxStore for MemoryStore {
         Ok(out)
     }
 
-    fn outbox_finish(
-        &self,
-        id: i64,
-        outcome: &OutboxOutcome,
-        event: Option<&Event>,
-    ) -> Result<(), StoreError> {
+    fn outbox_finish(&self, done: Finish<'_>) -> Result<(), StoreError> {
+        let Finish { id, outcome, event } = done;
         let mut m = self.lock();
         if let Some(e) = event {
             m.events.push(e.clone());

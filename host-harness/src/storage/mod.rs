@@ -12,6 +12,7 @@ mod memory;
 mod outbox;
 pub mod pool;
 mod postgres;
+mod schema;
 pub mod spool;
 mod sqlite;
 
@@ -219,6 +220,62 @@ pub struct OutboxCounts {
     pub dead: u64,
 }
 
+impl OutboxCounts {
+    /// Counts `n` rows in `state` (a row state of the SQL outboxes; `decoy` and
+    /// unknown states are not counted).
+    pub fn add(&mut self, state: &str, n: u64) {
+        match state {
+            "pending" => self.pending += n,
+            "sending" => self.sending += n,
+            "sent" => self.sent += n,
+            "dead" => self.dead += n,
+            _ => {}
+        }
+    }
+}
+
+/// A claimed batch handed out oldest first (`RETURNING` gives no order).
+pub fn oldest_first(mut rows: Vec<OutboxRow>) -> Vec<OutboxRow> {
+    rows.sort_by_key(|r| r.id);
+    rows
+}
+
+/// The row state a new outbox row starts in.
+pub fn initial_state(mail: &QueuedMail) -> &'static str {
+    if mail.decoy {
+        "decoy"
+    } else {
+        "pending"
+    }
+}
+
+/// An outbox row whose metadata does not (de)serialize.
+pub fn corrupt_outbox(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("outbox row: {e}"))
+}
+
+/// What a worker asks of [`OutboxStore::outbox_claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// The time of the claim.
+    pub now_ms: i64,
+    /// How long the claimed rows stay leased.
+    pub lease_ms: i64,
+    /// At most this many rows.
+    pub limit: usize,
+}
+
+/// How a claimed row's attempt ended, as [`OutboxStore::outbox_finish`] records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Finish<'a> {
+    /// The row.
+    pub id: i64,
+    /// What happened.
+    pub outcome: &'a OutboxOutcome,
+    /// The event written with it, if any.
+    pub event: Option<&'a Event>,
+}
+
 /// The durable mail outbox. Claims are atomic, so several workers (or hosts sharing
 /// the store) never hold the same message at once; a claim is a lease, so a message
 /// held by a worker that died is claimed again when the lease runs out.
@@ -227,21 +284,11 @@ pub trait OutboxStore: Send + Sync {
     /// in a state no worker claims). `false` when a mail with the same Message-ID is already queued or
     /// delivered (nothing is added).
     fn outbox_push(&self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> Result<bool, StoreError>;
-    /// Claims up to `limit` due mails (pending and due, or leased and the lease run
-    /// out) for `lease_ms`, counting an attempt for each.
-    fn outbox_claim(
-        &self,
-        now_ms: i64,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Claims up to `claim.limit` due mails (pending and due, or leased and the
+    /// lease run out) for `claim.lease_ms`, counting an attempt for each.
+    fn outbox_claim(&self, claim: Claim) -> Result<Vec<OutboxRow>, StoreError>;
     /// Records how an attempt ended, and its event if any, in one write.
-    fn outbox_finish(
-        &self,
-        id: i64,
-        outcome: &OutboxOutcome,
-        event: Option<&Event>,
-    ) -> Result<(), StoreError>;
+    fn outbox_finish(&self, done: Finish<'_>) -> Result<(), StoreError>;
     /// Rows per state.
     fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
     /// The earliest instant a pending mail is due, if any.

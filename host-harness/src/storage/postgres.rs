@@ -10,77 +10,13 @@ use r2d2::PooledConnection;
 use crate::storage::pool::{self, Manager, Pool};
 use serde_json::Value;
 
+use super::schema::{migrations, Dialect};
+use super::Finish;
 use super::{
-    email_clash, username_clash, Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow,
-    OutboxStore, QueuedMail, SessionStore, Store, StoreError, StoredToken,
+    corrupt_outbox, email_clash, initial_state, oldest_first, username_clash, Claim, Event,
+    NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, QueuedMail, SessionStore, Store,
+    StoreError, StoredToken,
 };
-
-/// Migrations, applied in order; `schema_migrations` records which ran.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE users (
-    id BIGSERIAL PRIMARY KEY,
-    username TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL DEFAULT '',
-    email TEXT NOT NULL DEFAULT '',
-    is_active BOOLEAN NOT NULL,
-    locale TEXT NOT NULL DEFAULT '',
-    password_hash TEXT
-);
-CREATE INDEX users_email ON users (lower(email));
-CREATE TABLE flow_tokens (
-    key_hash TEXT PRIMARY KEY,
-    identifier TEXT NOT NULL UNIQUE,
-    user_id TEXT NOT NULL,
-    flow_slug TEXT NOT NULL,
-    stage_name TEXT NOT NULL,
-    expires_ms BIGINT NOT NULL,
-    intent TEXT NOT NULL,
-    revoke_on_execution BOOLEAN NOT NULL,
-    plan JSONB NOT NULL
-);
-CREATE INDEX flow_tokens_user_stage ON flow_tokens (user_id, stage_name);
-CREATE TABLE events (
-    id BIGSERIAL PRIMARY KEY,
-    action TEXT NOT NULL,
-    context JSONB NOT NULL,
-    at_ms BIGINT NOT NULL
-);
-CREATE TABLE outbox (
-    id BIGSERIAL PRIMARY KEY,
-    message_id TEXT NOT NULL UNIQUE,
-    meta JSONB NOT NULL,
-    raw BYTEA NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_at_ms BIGINT NOT NULL,
-    lease_until_ms BIGINT NOT NULL DEFAULT 0,
-    created_ms BIGINT NOT NULL,
-    last_error TEXT
-);
-CREATE INDEX outbox_due ON outbox (state, next_at_ms);
-"#,
-    r#"
-CREATE TABLE sessions (
-    key TEXT PRIMARY KEY,
-    data TEXT NOT NULL,
-    updated_ms BIGINT NOT NULL
-);
-"#,
-    r#"
-CREATE INDEX sessions_updated ON sessions (updated_ms);
-CREATE INDEX flow_tokens_expiry ON flow_tokens (expires_ms);
-"#,
-    // Decoys (anti-enumeration) get a state of their own; passwords of rows written
-    // before routes were stored by reference are removed once those rows are done.
-    r#"
-ALTER TABLE outbox DROP CONSTRAINT outbox_state_check;
-ALTER TABLE outbox ADD CONSTRAINT outbox_state_check
-    CHECK (state IN ('pending', 'sending', 'sent', 'dead', 'decoy'));
-UPDATE outbox SET meta = meta #- '{route,password}' WHERE state IN ('sent', 'dead');
-CREATE INDEX users_username_lower ON users (lower(username));
-"#,
-];
 
 /// Stores everything in PostgreSQL.
 pub struct PostgresStore {
@@ -130,7 +66,11 @@ impl PostgresStore {
             .map_err(db)?
             .try_get(0)
             .map_err(db)?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+        for (i, sql) in migrations(Dialect::Postgres)
+            .iter()
+            .enumerate()
+            .skip(done as usize)
+        {
             tx.batch_execute(sql).map_err(db)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version) VALUES ($1)",
@@ -425,14 +365,10 @@ impl Store for PostgresStore {
     }
 }
 
-fn corrupt(e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(format!("outbox row: {e}"))
-}
-
 impl OutboxStore for PostgresStore {
     fn outbox_push(&self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> Result<bool, StoreError> {
-        let meta = serde_json::to_value(mail).map_err(corrupt)?;
-        let state = if mail.decoy { "decoy" } else { "pending" };
+        let meta = serde_json::to_value(mail).map_err(corrupt_outbox)?;
+        let state = initial_state(mail);
         let n = self
             .conn()?
             .execute(
@@ -455,12 +391,8 @@ impl OutboxStore for PostgresStore {
             .map_err(db)
     }
 
-    fn outbox_claim(
-        &self,
-        now_ms: i64,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
+    fn outbox_claim(&self, claim: Claim) -> Result<Vec<OutboxRow>, StoreError> {
+        let (now_ms, lease_ms, limit) = (claim.now_ms, claim.lease_ms, claim.limit);
         // SKIP LOCKED: hosts claiming at the same moment take different rows.
         let rows = self
             .conn()?
@@ -476,12 +408,11 @@ impl OutboxStore for PostgresStore {
                 &[&now_ms, &now_ms.saturating_add(lease_ms), &(limit as i64)],
             )
             .map_err(db)?;
-        // RETURNING comes in no particular order: hand the batch out oldest first.
-        let mut out = rows
+        let out = rows
             .iter()
             .map(|r| {
                 let mut mail: QueuedMail =
-                    serde_json::from_value(col::<Value>(r, 1)?).map_err(corrupt)?;
+                    serde_json::from_value(col::<Value>(r, 1)?).map_err(corrupt_outbox)?;
                 mail.raw = col(r, 2)?;
                 Ok(OutboxRow {
                     id: col(r, 0)?,
@@ -491,16 +422,11 @@ impl OutboxStore for PostgresStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        out.sort_by_key(|r| r.id);
-        Ok(out)
+        Ok(oldest_first(out))
     }
 
-    fn outbox_finish(
-        &self,
-        id: i64,
-        outcome: &OutboxOutcome,
-        event: Option<&Event>,
-    ) -> Result<(), StoreError> {
+    fn outbox_finish(&self, done: Finish<'_>) -> Result<(), StoreError> {
+        let Finish { id, outcome, event } = done;
         let mut c = self.conn()?;
         let mut tx = c.transaction().map_err(db)?;
         match outcome {
@@ -533,13 +459,7 @@ impl OutboxStore for PostgresStore {
             .map_err(db)?
         {
             let n = col::<i64>(&r, 1)? as u64;
-            match col::<&str>(&r, 0)? {
-                "pending" => out.pending = n,
-                "sending" => out.sending = n,
-                "sent" => out.sent = n,
-                "dead" => out.dead = n,
-                _ => {}
-            }
+            out.add(col::<&str>(&r, 0)?, n);
         }
         Ok(out)
     }

@@ -8,94 +8,13 @@ use plugin_api::{FlowToken, User};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
+use super::schema::{migrations, Dialect};
+use super::Finish;
 use super::{
-    email_clash, username_clash, Event, NewUser, OutboxCounts, OutboxOutcome, OutboxRow,
-    OutboxStore, QueuedMail, SessionStore, Store, StoreError, StoredToken,
+    corrupt_outbox, email_clash, initial_state, oldest_first, username_clash, Claim, Event,
+    NewUser, OutboxCounts, OutboxOutcome, OutboxRow, OutboxStore, QueuedMail, SessionStore, Store,
+    StoreError, StoredToken,
 };
-
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE users (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    username TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL DEFAULT '',
-    email TEXT NOT NULL DEFAULT '',
-    is_active INTEGER NOT NULL,
-    locale TEXT NOT NULL DEFAULT '',
-    password_hash TEXT
-);
-CREATE INDEX users_email ON users (lower(email));
-CREATE TABLE flow_tokens (
-    key_hash TEXT PRIMARY KEY,
-    identifier TEXT NOT NULL UNIQUE,
-    user_id TEXT NOT NULL,
-    flow_slug TEXT NOT NULL,
-    stage_name TEXT NOT NULL,
-    expires_ms INTEGER NOT NULL,
-    intent TEXT NOT NULL,
-    revoke_on_execution INTEGER NOT NULL,
-    plan TEXT NOT NULL
-);
-CREATE INDEX flow_tokens_user_stage ON flow_tokens (user_id, stage_name);
-CREATE TABLE events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    action TEXT NOT NULL,
-    context TEXT NOT NULL,
-    at_ms INTEGER NOT NULL
-);
-"#,
-    r#"
-CREATE TABLE outbox (
-    id INTEGER PRIMARY KEY,
-    message_id TEXT NOT NULL UNIQUE,
-    meta TEXT NOT NULL,
-    raw BLOB NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_at_ms INTEGER NOT NULL,
-    lease_until_ms INTEGER NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL,
-    last_error TEXT
-);
-CREATE INDEX outbox_due ON outbox (state, next_at_ms);
-"#,
-    r#"
-CREATE TABLE sessions (
-    key TEXT PRIMARY KEY,
-    data TEXT NOT NULL,
-    updated_ms INTEGER NOT NULL
-);
-"#,
-    r#"
-CREATE INDEX sessions_updated ON sessions (updated_ms);
-CREATE INDEX flow_tokens_expiry ON flow_tokens (expires_ms);
-"#,
-    // Decoys (anti-enumeration) get a state of their own; SQLite changes a CHECK only
-    // by rebuilding the table. Passwords of rows written before routes were stored by
-    // reference are removed once those rows are done.
-    r#"
-CREATE TABLE outbox_v2 (
-    id INTEGER PRIMARY KEY,
-    message_id TEXT NOT NULL UNIQUE,
-    meta TEXT NOT NULL,
-    raw BLOB NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'dead', 'decoy')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_at_ms INTEGER NOT NULL,
-    lease_until_ms INTEGER NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL,
-    last_error TEXT
-);
-INSERT INTO outbox_v2 (id, message_id, meta, raw, state, attempts, next_at_ms, lease_until_ms, created_ms, last_error)
-    SELECT id, message_id, meta, raw, state, attempts, next_at_ms, lease_until_ms, created_ms, last_error FROM outbox;
-DROP TABLE outbox;
-ALTER TABLE outbox_v2 RENAME TO outbox;
-CREATE INDEX outbox_due ON outbox (state, next_at_ms);
-UPDATE outbox SET meta = json_remove(meta, '$.route.password') WHERE state IN ('sent', 'dead');
-CREATE INDEX users_username_lower ON users (lower(username));
-"#,
-];
 
 /// SQLite, the embedded default: one file, migrated at open.
 pub struct SqliteStore {
@@ -176,7 +95,11 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done.max(0) as usize) {
+        for (i, sql) in migrations(Dialect::Sqlite)
+            .iter()
+            .enumerate()
+            .skip(done.max(0) as usize)
+        {
             let tx = conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -396,14 +319,10 @@ impl Store for SqliteStore {
     }
 }
 
-fn corrupt(e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(format!("outbox row: {e}"))
-}
-
 impl OutboxStore for SqliteStore {
     fn outbox_push(&self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> Result<bool, StoreError> {
-        let meta = serde_json::to_string(mail).map_err(corrupt)?;
-        let state = if mail.decoy { "decoy" } else { "pending" };
+        let meta = serde_json::to_string(mail).map_err(corrupt_outbox)?;
+        let state = initial_state(mail);
         let n = self
             .conn()
             .prepare_cached(
@@ -431,12 +350,8 @@ impl OutboxStore for SqliteStore {
             .execute(params![before_ms, limit as i64])? as u64)
     }
 
-    fn outbox_claim(
-        &self,
-        now_ms: i64,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
+    fn outbox_claim(&self, claim: Claim) -> Result<Vec<OutboxRow>, StoreError> {
+        let (now_ms, lease_ms, limit) = (claim.now_ms, claim.lease_ms, claim.limit);
         // One statement: concurrent claimers (threads or processes) never get the same row.
         let c = self.conn();
         let mut stmt = c.prepare_cached(
@@ -463,7 +378,7 @@ impl OutboxStore for SqliteStore {
         let mut out = Vec::new();
         for row in rows {
             let (id, meta, raw, attempts, created_ms) = row?;
-            let mut mail: QueuedMail = serde_json::from_str(&meta).map_err(corrupt)?;
+            let mut mail: QueuedMail = serde_json::from_str(&meta).map_err(corrupt_outbox)?;
             mail.raw = raw;
             out.push(OutboxRow {
                 id,
@@ -472,17 +387,32 @@ impl OutboxStore for SqliteStore {
                 created_ms,
             });
         }
-        // RETURNING comes in no particular order: hand the batch out oldest first.
-        out.sort_by_key(|r| r.id);
+        Ok(oldest_first(out))
+    }
+
+    fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let c = self.conn();
+        let mut stmt = c.prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        let mut out = OutboxCounts::default();
+        for row in rows {
+            let (state, n) = row?;
+            out.add(&state, n);
+        }
         Ok(out)
     }
 
-    fn outbox_finish(
-        &self,
-        id: i64,
-        outcome: &OutboxOutcome,
-        event: Option<&Event>,
-    ) -> Result<(), StoreError> {
+    fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT min(next_at_ms) FROM outbox WHERE state = 'pending'")?
+            .query_row([], |r| r.get::<_, Option<i64>>(0))?)
+    }
+
+    fn outbox_finish(&self, done: Finish<'_>) -> Result<(), StoreError> {
+        let Finish { id, outcome, event } = done;
         let mut c = self.conn();
         let tx = c.transaction()?;
         match outcome {
@@ -503,33 +433,6 @@ impl OutboxStore for SqliteStore {
         }
         tx.commit()?;
         Ok(())
-    }
-
-    fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
-        let c = self.conn();
-        let mut stmt = c.prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-        })?;
-        let mut out = OutboxCounts::default();
-        for row in rows {
-            let (state, n) = row?;
-            match state.as_str() {
-                "pending" => out.pending = n,
-                "sending" => out.sending = n,
-                "sent" => out.sent = n,
-                "dead" => out.dead = n,
-                _ => {}
-            }
-        }
-        Ok(out)
-    }
-
-    fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn()
-            .prepare_cached("SELECT min(next_at_ms) FROM outbox WHERE state = 'pending'")?
-            .query_row([], |r| r.get::<_, Option<i64>>(0))?)
     }
 }
 

@@ -9,7 +9,8 @@ use plugin_api::{FlowToken, RateLimit};
 use crate::cache::Cache;
 use crate::mail::{QueuedMail, RouteRef};
 use crate::storage::{
-    Event, HostStore, NewUser, OutboxCounts, OutboxOutcome, Store, StoreError, StoredToken,
+    Claim, Event, Finish, HostStore, NewUser, OutboxCounts, OutboxOutcome, Store, StoreError,
+    StoredToken,
 };
 
 /// Runs every storage check on a fresh, empty store. Panics on the first failure.
@@ -241,29 +242,68 @@ fn outbox(s: &dyn HostStore) {
     );
     assert!(s.outbox_push(&mail("2"), 5, 5).unwrap());
     assert_eq!(s.outbox_next_due().unwrap(), Some(0));
-    let got = s.outbox_claim(10, 1000, 10).unwrap();
+    let got = s
+        .outbox_claim(Claim {
+            now_ms: 10,
+            lease_ms: 1000,
+            limit: 10,
+        })
+        .unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].mail, mail("1"), "the body survives the round trip");
     assert_eq!(got[0].attempts, 1);
     assert!(
-        s.outbox_claim(10, 1000, 10).unwrap().is_empty(),
+        s.outbox_claim(Claim {
+            now_ms: 10,
+            lease_ms: 1000,
+            limit: 10
+        })
+        .unwrap()
+        .is_empty(),
         "leased rows are not claimed twice"
     );
-    s.outbox_finish(got[0].id, &OutboxOutcome::Sent, None)
-        .unwrap();
+    s.outbox_finish(Finish {
+        id: got[0].id,
+        outcome: &OutboxOutcome::Sent,
+        event: None,
+    })
+    .unwrap();
     let retry = OutboxOutcome::Retry {
         at_ms: 500,
         error: "451".into(),
     };
-    s.outbox_finish(got[1].id, &retry, None).unwrap();
+    s.outbox_finish(Finish {
+        id: got[1].id,
+        outcome: &retry,
+        event: None,
+    })
+    .unwrap();
     assert!(
-        s.outbox_claim(499, 1000, 10).unwrap().is_empty(),
+        s.outbox_claim(Claim {
+            now_ms: 499,
+            lease_ms: 1000,
+            limit: 10
+        })
+        .unwrap()
+        .is_empty(),
         "not due yet"
     );
-    let again = s.outbox_claim(500, 1000, 10).unwrap();
+    let again = s
+        .outbox_claim(Claim {
+            now_ms: 500,
+            lease_ms: 1000,
+            limit: 10,
+        })
+        .unwrap();
     assert_eq!((again.len(), again[0].attempts), (1, 2));
     // A worker that died: its lease runs out and the row is claimed again.
-    let reclaimed = s.outbox_claim(1500, 1000, 10).unwrap();
+    let reclaimed = s
+        .outbox_claim(Claim {
+            now_ms: 1500,
+            lease_ms: 1000,
+            limit: 10,
+        })
+        .unwrap();
     assert_eq!((reclaimed.len(), reclaimed[0].attempts), (1, 3));
     let dead = OutboxOutcome::Dead {
         error: "550".into(),
@@ -273,7 +313,12 @@ fn outbox(s: &dyn HostStore) {
         context: serde_json::json!({}),
         at_ms: 1,
     };
-    s.outbox_finish(reclaimed[0].id, &dead, Some(&ev)).unwrap();
+    s.outbox_finish(Finish {
+        id: reclaimed[0].id,
+        outcome: &dead,
+        event: Some(&ev),
+    })
+    .unwrap();
     assert!(
         !s.outbox_push(&mail("1"), 0, 0).unwrap(),
         "a delivered Message-ID is not queued again"
