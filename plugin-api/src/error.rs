@@ -22,6 +22,10 @@ pub enum HostError {
     /// later may work. Plugins built before this variant see it as `Panicked`.
     #[error("host limit reached: {0}")]
     Limited(String),
+    /// The host failed in a way retrying will not fix (corrupt stored data). Added
+    /// in 0.2.
+    #[error("host internal error: {0}")]
+    Internal(String),
 }
 
 impl HostError {
@@ -33,6 +37,7 @@ impl HostError {
             Self::Unsupported(_) => 3,
             Self::Panicked(_) => 4,
             Self::Limited(_) => 5,
+            Self::Internal(_) => 6,
         }
     }
     pub(crate) fn detail(&self) -> &str {
@@ -41,7 +46,8 @@ impl HostError {
             | Self::Rejected(s)
             | Self::Unsupported(s)
             | Self::Panicked(s)
-            | Self::Limited(s) => s,
+            | Self::Limited(s)
+            | Self::Internal(s) => s,
         }
     }
     pub(crate) fn from_code(code: u8, detail: String) -> Self {
@@ -50,6 +56,7 @@ impl HostError {
             2 => Self::Rejected(detail),
             3 => Self::Unsupported(detail),
             5 => Self::Limited(detail),
+            6 => Self::Internal(detail),
             _ => Self::Panicked(detail),
         }
     }

@@ -143,3 +143,49 @@ fn an_undecodable_postgres_row_is_an_error_not_a_panic() {
     drop(store);
     let _ = c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"));
 }
+
+/// A row SQLite cannot decode is corrupt data, not an outage: the store says
+/// `Corrupt` (not transient), and a plugin gets `HostError::Internal`, not
+/// `Unavailable` (which invites a retry that cannot help). An unreachable
+/// PostgreSQL stays transient and `Unavailable`.
+#[test]
+fn a_corrupt_row_is_internal_and_an_outage_is_transient() {
+    use host_harness::stages::host::store_error;
+    use host_harness::storage::StoreErrorKind;
+    use plugin_api::HostError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let store = host_harness::storage::SqliteStore::open(&path).unwrap();
+    let id = store
+        .create_user(&NewUser {
+            username: "odd".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .id
+        .unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE users SET is_active = 'maybe'", [])
+        .unwrap();
+    let err = store.user(&id).unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
+    assert!(!err.is_transient());
+    assert!(
+        matches!(store_error(err), HostError::Internal(_)),
+        "corrupt data reaches a plugin as Internal"
+    );
+
+    let down = host_harness::storage::PostgresStore::open(
+        &format!(
+            "postgres://postgres@127.0.0.1:{}/test",
+            e2e_tests::free_port()
+        ),
+        None,
+    );
+    let err = down.err().expect("nothing listens there");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(err.is_transient());
+    assert!(matches!(store_error(err), HostError::Unavailable(_)));
+}

@@ -20,7 +20,7 @@ use lettre::{FileTransport, SmtpTransport, Transport};
 use plugin_api::SmtpSettings;
 use serde_json::json;
 
-use crate::storage::{Claim, Event, Finish, HostStore, OutboxOutcome, OutboxRow};
+use crate::storage::{Claim, Event, Finish, HostStore, OutboxOutcome, OutboxRow, StoreError};
 use crate::system::clock::Clock;
 
 pub mod maildir;
@@ -48,9 +48,9 @@ pub enum MailError {
     /// SMTP settings are unusable.
     #[error("invalid SMTP settings: {0}")]
     Settings(String),
-    /// The outbox could not be written.
-    #[error("outbox unavailable: {0}")]
-    Store(String),
+    /// The outbox could not be written; the store's error says why.
+    #[error("outbox: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// Retry rules for transient failures.
@@ -395,7 +395,7 @@ impl MailQueue {
             .shared
             .store
             .outbox_push(mail, now, self.shared.due(now))
-            .map_err(|e| MailError::Store(e.to_string()))?;
+            .map_err(MailError::Store)?;
         if added {
             self.shared.notify();
         }

@@ -329,7 +329,7 @@ fn prompt_challenge(fields: &[Field]) -> Value {
 }
 
 fn host(e: StoreError) -> StageError {
-    StageError::Host(plugin_api::HostError::Unavailable(e.to_string()))
+    StageError::Host(super::host::store_error(e))
 }
 
 fn to_json(u: &User) -> Value {

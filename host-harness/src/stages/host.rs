@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 
 use super::MailLimit;
 use crate::cache::Cache;
-use crate::mail::MailQueue;
+use crate::mail::{MailError, MailQueue};
 use crate::plan::{Plan, PlanEntry};
-use crate::storage::{Event, Store, StoredToken};
+use crate::storage::{Event, Store, StoreError, StoreErrorKind, StoredToken};
 use crate::system::clock::Clock;
 use crate::system::entropy::Entropy;
 
@@ -53,6 +53,18 @@ pub struct StateWrites(Mutex<Vec<(String, Option<String>)>>);
 
 fn unavailable(e: impl std::fmt::Display) -> HostError {
     HostError::Unavailable(e.to_string())
+}
+
+/// A storage failure as the plugin sees it, by kind: an unreachable database may
+/// come back, a conflict is the request's fault, corrupt data is the host's.
+pub fn store_error(e: StoreError) -> HostError {
+    match e.kind() {
+        StoreErrorKind::Unavailable => HostError::Unavailable(e.to_string()),
+        StoreErrorKind::Conflict | StoreErrorKind::IdentityClash => {
+            HostError::Rejected(e.to_string())
+        }
+        StoreErrorKind::Corrupt => HostError::Internal(e.to_string()),
+    }
 }
 
 /// Masks values whose key looks secret (authentik's event cleanser:
@@ -176,10 +188,10 @@ impl RequestHost<'_> {
 
 impl Host for RequestHost<'_> {
     fn user(&self, id: &str) -> Result<Option<User>, HostError> {
-        self.store.user(id).map_err(unavailable)
+        self.store.user(id).map_err(store_error)
     }
     fn set_user_active(&self, id: &str, active: bool) -> Result<bool, HostError> {
-        self.store.set_active(id, active).map_err(unavailable)
+        self.store.set_active(id, active).map_err(store_error)
     }
     fn create_flow_token(&self, t: &NewFlowToken) -> Result<(), HostError> {
         if t.key_hash.len() != 64 || !t.key_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -205,29 +217,24 @@ impl Host for RequestHost<'_> {
             revoke_on_execution: t.revoke_on_execution,
             plan: self.snapshot(t),
         };
-        self.store.insert_token(&stored).map_err(|e| match e {
-            crate::storage::StoreError::Conflict(m) => {
-                HostError::Rejected(format!("{m} already exists"))
-            }
-            e => unavailable(e),
-        })
+        self.store.insert_token(&stored).map_err(store_error)
     }
     fn flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
         Ok(self
             .store
             .token(key_hash, self.clock.now_ms())
-            .map_err(unavailable)?
+            .map_err(store_error)?
             .map(|t| t.token))
     }
     fn consume_flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
         self.store
             .consume_token(key_hash, self.clock.now_ms())
-            .map_err(unavailable)
+            .map_err(store_error)
     }
     fn revoke_flow_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, HostError> {
         self.store
             .revoke_tokens(user_id, stage_name)
-            .map_err(unavailable)
+            .map_err(store_error)
     }
     fn cache_get(&self, key: &str) -> Result<Option<String>, HostError> {
         self.cache
@@ -263,12 +270,15 @@ impl Host for RequestHost<'_> {
                 context: cleanse(context),
                 at_ms: self.clock.now_ms(),
             })
-            .map_err(unavailable)
+            .map_err(store_error)
     }
     fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), HostError> {
         self.within_mail_limit()?;
         let queued = self.mail.routes().queued(self.stage_name, mail);
-        self.mail.enqueue(&queued).map_err(unavailable)
+        self.mail.enqueue(&queued).map_err(|e| match e {
+            MailError::Store(e) => store_error(e),
+            other => HostError::Internal(other.to_string()),
+        })
     }
     fn default_from_address(&self) -> String {
         self.from_address.to_string()

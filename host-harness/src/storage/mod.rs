@@ -21,12 +21,32 @@ pub use memory::MemoryStore;
 pub use outbox::{QueuedMail, RouteRef};
 pub use sqlite::SqliteStore;
 
-/// A storage failure.
+/// What kind of failure a [`StoreError`] is: what a caller decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The database failed or is unreachable; retrying later may work.
+    Unavailable,
+    /// A uniqueness rule was violated.
+    Conflict,
+    /// An identity (username or email) would reach another user's account.
+    IdentityClash,
+    /// Stored data could not be decoded; retrying will not help.
+    Corrupt,
+}
+
+/// A storage failure. [`StoreError::kind`] says what kind; the driver's own error,
+/// when there is one, is kept as the [`std::error::Error::source`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed.
-    #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    /// The database failed or is unreachable; retrying may work.
+    #[error("storage backend: {detail}")]
+    Backend {
+        /// What failed.
+        detail: String,
+        /// The driver's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// A uniqueness rule was violated.
     #[error("{0} already exists")]
     Conflict(String),
@@ -40,12 +60,42 @@ pub enum StoreError {
         /// Its value.
         value: String,
     },
-    /// A backend server (PostgreSQL) failed or is unreachable; retrying may work.
-    #[error("storage backend: {0}")]
-    Backend(String),
     /// Stored data could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// A backend failure keeping the driver's error as its source.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend {
+            detail: e.to_string(),
+            source: Some(Box::new(e)),
+        }
+    }
+
+    /// A backend failure described by text only.
+    pub fn backend_text(detail: impl Into<String>) -> Self {
+        Self::Backend {
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            Self::Backend { .. } => StoreErrorKind::Unavailable,
+            Self::Conflict(_) => StoreErrorKind::Conflict,
+            Self::IdentityClash { .. } => StoreErrorKind::IdentityClash,
+            Self::Corrupt(_) => StoreErrorKind::Corrupt,
+        }
+    }
+
+    /// Whether trying again later may succeed (the backend was unavailable).
+    pub fn is_transient(&self) -> bool {
+        self.kind() == StoreErrorKind::Unavailable
+    }
 }
 
 /// The two ways a user is identified.

@@ -23,8 +23,8 @@ pub struct PostgresStore {
     pool: Pool,
 }
 
-fn db(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn db(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend(e)
 }
 
 fn is_unique_violation(e: &postgres::Error) -> bool {
@@ -36,7 +36,7 @@ impl PostgresStore {
     /// when `None`), and runs pending migrations. Several hosts may start at once.
     pub fn open(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
         let pool = pool::pool(url, schema, 16, std::time::Duration::from_secs(5))
-            .map_err(StoreError::Backend)?;
+            .map_err(StoreError::backend_text)?;
         let store = Self { pool };
         store.migrate(schema)?;
         Ok(store)

@@ -77,7 +77,26 @@ fn conflict(e: rusqlite::Error, what: String) -> StoreError {
         {
             StoreError::Conflict(what)
         }
-        e => StoreError::Db(e),
+        e => e.into(),
+    }
+}
+
+/// SQLite's errors by kind: a damaged file or a value of the wrong type is
+/// corrupt data, anything else a backend failure (busy, I/O, …).
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(f.code, DatabaseCorrupt | NotADatabase) =>
+            {
+                StoreError::Corrupt(e.to_string())
+            }
+            rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(e.to_string()),
+            _ => StoreError::backend(e),
+        }
     }
 }
 
