@@ -95,53 +95,45 @@ fn follow_link<'a>(ex: &'a Executor, link: &str) -> anyhow::Result<(FlowClient<'
     Ok((c, token))
 }
 
-/// Runs the demo.
-pub fn run(out: &Path, plugin: Option<PathBuf>, smtp: Option<&str>) -> anyhow::Result<()> {
-    let plugin = match plugin {
-        Some(p) => p,
-        None => default_plugin()?,
+/// Where the demo's mail goes and where it reads it back.
+fn mail_setup(out: &Path, smtp: Option<&str>) -> anyhow::Result<(MailConfig, PathBuf)> {
+    let Some(addr) = smtp else {
+        let dir = out.join("mail");
+        let mail = MailConfig {
+            maildir: Some(dir.clone()),
+            ..Default::default()
+        };
+        return Ok((mail, dir));
     };
-    if out.exists() {
-        std::fs::remove_dir_all(out).with_context(|| format!("cannot empty {}", out.display()))?;
-    }
-    std::fs::create_dir_all(out)?;
-    let mail_dir = out.join("mail");
-    let (mail, mailbox_dir) = match smtp {
-        None => (
-            MailConfig {
-                maildir: Some(mail_dir.clone()),
-                ..Default::default()
-            },
-            mail_dir,
-        ),
-        Some(addr) => {
-            let (host, port) = addr.rsplit_once(':').context("--smtp wants host:port")?;
-            let smtp = SmtpConfig {
-                host: host.into(),
-                port: port.parse().context("--smtp port")?,
-                username: String::new(),
-                password: String::new(),
-                use_tls: false,
-                use_ssl: false,
-                timeout: 10,
-            };
-            let dir = std::env::var_os("DEMO_SMTP_MAILDIR").map(PathBuf::from).context(
-                "with --smtp, set DEMO_SMTP_MAILDIR to the sink's Maildir so the demo can read the link",
-            )?;
-            (
-                MailConfig {
-                    smtp: Some(smtp),
-                    ..Default::default()
-                },
-                dir,
-            )
-        }
+    let (host, port) = addr.rsplit_once(':').context("--smtp wants host:port")?;
+    let smtp = SmtpConfig {
+        host: host.into(),
+        port: port.parse().context("--smtp port")?,
+        username: String::new(),
+        password: String::new(),
+        use_tls: false,
+        use_ssl: false,
+        timeout: 10,
     };
+    let dir = std::env::var_os("DEMO_SMTP_MAILDIR")
+        .map(PathBuf::from)
+        .context(
+        "with --smtp, set DEMO_SMTP_MAILDIR to the sink's Maildir so the demo can read the link",
+    )?;
+    let mail = MailConfig {
+        smtp: Some(smtp),
+        ..Default::default()
+    };
+    Ok((mail, dir))
+}
+
+/// Loads the plugin and builds the host on a fresh SQLite file in `out`.
+fn host(out: &Path, plugin: &Path, mail: MailConfig) -> anyhow::Result<Executor> {
     let db = out.join("host.db");
     let cfg = config::reference_config(
         &format!("sqlite://{}", db.display()),
         BASE_URL,
-        Some(&plugin),
+        Some(plugin),
         mail,
     );
     let plugins = config::load_plugins(&cfg)?;
@@ -155,19 +147,52 @@ pub fn run(out: &Path, plugin: Option<PathBuf>, smtp: Option<&str>) -> anyhow::R
             plugin.display()
         );
     }
-    let ex = config::build_executor(&cfg, &plugins, Backends::from_config(&cfg)?)?;
+    Ok(config::build_executor(
+        &cfg,
+        &plugins,
+        Backends::from_config(&cfg)?,
+    )?)
+}
+
+/// Runs the demo.
+pub fn run(out: &Path, plugin: Option<PathBuf>, smtp: Option<&str>) -> anyhow::Result<()> {
+    let plugin = match plugin {
+        Some(p) => p,
+        None => default_plugin()?,
+    };
+    if out.exists() {
+        std::fs::remove_dir_all(out).with_context(|| format!("cannot empty {}", out.display()))?;
+    }
+    std::fs::create_dir_all(out)?;
+    let (mail, mailbox_dir) = mail_setup(out, smtp)?;
+    let ex = host(out, &plugin, mail)?;
     let seen = maildir::read_all(&mailbox_dir).len();
     let mut mailbox = Mailbox {
         dir: mailbox_dir,
         seen,
         smtp: smtp.is_some(),
     };
-
     println!(
         "\n== enrollment (flow 'enroll', SQLite {}) ==",
-        db.display()
+        out.join("host.db").display()
     );
-    let mut c = FlowClient::open(&ex, "enroll", "");
+    let user = enrollment(&ex, &mut mailbox)?;
+    println!("\n== recovery (flow 'recover') ==");
+    recovery(&ex, &mut mailbox, &user)?;
+    println!("\n== recovery for an unknown address (anti-enumeration) ==");
+    unknown_address(&ex)?;
+    ex.mail.wait_idle(Duration::from_secs(10));
+    let sent = ex.store.events(Some("email_sent"))?.len();
+    println!(
+        "\ndemo complete: both flows finished; {sent} mails delivered; data in {}",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Signs up jane, confirms the link, checks she is active and signed in.
+fn enrollment(ex: &Executor, mailbox: &mut Mailbox) -> anyhow::Result<plugin_api::User> {
+    let mut c = FlowClient::open(ex, "enroll", "");
     let v = c.get();
     show("GET enroll", &v);
     expect(&v, "ak-stage-prompt", "enroll")?;
@@ -183,8 +208,8 @@ pub fn run(out: &Path, plugin: Option<PathBuf>, smtp: Option<&str>) -> anyhow::R
         "  user written                       {} active={}",
         user.username, user.is_active
     );
-    let link = mailbox.next_link(&ex)?;
-    let (mut b, token) = follow_link(&ex, &link)?;
+    let link = mailbox.next_link(ex)?;
+    let (mut b, token) = follow_link(ex, &link)?;
     let v = b.post(json!({"component": "ak-stage-consent", "token": token}));
     show("POST confirm", &v);
     expect(&v, "xak-flow-redirect", "confirm")?;
@@ -199,9 +224,12 @@ pub fn run(out: &Path, plugin: Option<PathBuf>, smtp: Option<&str>) -> anyhow::R
     if !user.is_active {
         bail!("enrollment did not activate the user");
     }
+    Ok(user)
+}
 
-    println!("\n== recovery (flow 'recover') ==");
-    let mut c = FlowClient::open(&ex, "recover", "next=%2Fapp");
+/// Recovers jane's password through a resent link; the first link is dead after.
+fn recovery(ex: &Executor, mailbox: &mut Mailbox, user: &plugin_api::User) -> anyhow::Result<()> {
+    let mut c = FlowClient::open(ex, "recover", "next=%2Fapp");
     let v = c.get();
     show("GET recover", &v);
     expect(&v, "ak-stage-identification", "recover")?;
@@ -212,9 +240,9 @@ pub fn run(out: &Path, plugin: Option<PathBuf>, smtp: Option<&str>) -> anyhow::R
     let v = c.post(json!({"component": "ak-stage-email"}));
     show("POST \"Send Email again.\"", &v);
     println!("  messages                           {}", messages(&v));
-    let first = mailbox.next_link(&ex)?;
-    let link = mailbox.next_link(&ex)?;
-    let (mut b, token) = follow_link(&ex, &link)?;
+    let first = mailbox.next_link(ex)?;
+    let link = mailbox.next_link(ex)?;
+    let (mut b, token) = follow_link(ex, &link)?;
     let v = b.post(json!({"component": "ak-stage-consent", "token": token}));
     show("POST confirm", &v);
     expect(&v, "ak-stage-prompt", "confirm")?;
@@ -233,14 +261,17 @@ pub fn run(out: &Path, plugin: Option<PathBuf>, smtp: Option<&str>) -> anyhow::R
     if !ok {
         bail!("recovery did not change the password");
     }
-    let v = FlowClient::open_link(&ex, &first, Session::default())
+    let v = FlowClient::open_link(ex, &first, Session::default())
         .context("link")?
         .get();
     show("older link after success", &v);
+    Ok(())
+}
 
-    println!("\n== recovery for an unknown address (anti-enumeration) ==");
+/// The same flow for an unknown address: the same answers, no token.
+fn unknown_address(ex: &Executor) -> anyhow::Result<()> {
     let before = ex.store.token_count()?;
-    let mut c = FlowClient::open(&ex, "recover", "");
+    let mut c = FlowClient::open(ex, "recover", "");
     c.get();
     let v =
         c.post(json!({"component": "ak-stage-identification", "uid_field": "nobody@example.com"}));
@@ -251,13 +282,6 @@ pub fn run(out: &Path, plugin: Option<PathBuf>, smtp: Option<&str>) -> anyhow::R
     println!(
         "  tokens created                     {}",
         ex.store.token_count()? - before
-    );
-
-    ex.mail.wait_idle(Duration::from_secs(10));
-    let sent = ex.store.events(Some("email_sent"))?.len();
-    println!(
-        "\ndemo complete: both flows finished; {sent} mails delivered; data in {}",
-        out.display()
     );
     Ok(())
 }

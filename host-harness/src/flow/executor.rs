@@ -464,51 +464,44 @@ impl Executor {
         body: Option<&Value>,
     ) -> Response {
         let now = self.clock.now_ms();
-        if let Some(body) = body {
-            let submitted = body.get("token").and_then(Value::as_str).unwrap_or("");
-            let matches = s
-                .consent_token
+        let failed = |e: &dyn std::fmt::Display| StageError::Internal(e.to_string());
+        let submitted = body
+            .and_then(|b| b.get("token"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let confirmed = body.is_some()
+            && s.consent_token
                 .as_deref()
                 .is_some_and(|t| constant_time_eq(t, submitted));
-            if matches {
-                s.consent_token = None;
-                // One statement deletes and returns: of two browsers confirming the
-                // same link, exactly one proceeds.
-                return match self.store.consume_token(key_hash, now) {
-                    Ok(Some(_)) => self.advance(s, flow, query),
-                    Ok(None) => self.deny(s, flow, Some(MSG_LINK_USED.into())),
-                    Err(e) => self.flow_error(
-                        s,
-                        flow,
-                        "confirmation",
-                        &StageError::Internal(e.to_string()),
-                    ),
-                };
-            }
+        if confirmed {
+            s.consent_token = None;
+            // One statement deletes and returns: of two browsers confirming the
+            // same link, exactly one proceeds.
+            return match self.store.consume_token(key_hash, now) {
+                Ok(Some(_)) => self.advance(s, flow, query),
+                Ok(None) => self.deny(s, flow, Some(MSG_LINK_USED.into())),
+                Err(e) => self.flow_error(s, flow, "confirmation", &failed(&e)),
+            };
         }
         match self.store.token(key_hash, now) {
             Ok(Some(_)) => {}
             Ok(None) => return self.deny(s, flow, Some(MSG_LINK_USED.into())),
-            Err(e) => {
-                return self.flow_error(
-                    s,
-                    flow,
-                    "confirmation",
-                    &StageError::Internal(e.to_string()),
-                )
-            }
+            Err(e) => return self.flow_error(s, flow, "confirmation", &failed(&e)),
         }
-        let token = match entropy::uuid4(&*self.entropy) {
-            Ok(t) => t,
-            Err(e) => {
-                return self.flow_error(
-                    s,
-                    flow,
-                    "confirmation",
-                    &StageError::Internal(e.to_string()),
-                )
-            }
-        };
+        match entropy::uuid4(&*self.entropy) {
+            Ok(token) => self.consent_prompt(s, flow, header, token),
+            Err(e) => self.flow_error(s, flow, "confirmation", &failed(&e)),
+        }
+    }
+
+    /// The confirmation challenge, with a fresh consent token kept in the session.
+    fn consent_prompt(
+        &self,
+        s: &mut Session,
+        flow: &FlowDef,
+        header: &str,
+        token: String,
+    ) -> Response {
         s.consent_token = Some(token.clone());
         let pending = s
             .plan

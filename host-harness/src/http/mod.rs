@@ -421,7 +421,8 @@ fn with_session<T>(
     Ok((out, cookies))
 }
 
-enum Outcome {
+/// What a flow request comes to before it is an HTTP response.
+enum Answer {
     Flow(FlowResponse),
     Forbidden,
 }
@@ -442,9 +443,9 @@ async fn run(
     let joined = tokio::task::spawn_blocking(move || {
         with_session(&st2, known.as_deref(), |s| {
             if body.is_some() && s.flow.user_id.is_some() && !s.csrf_matches(&sent_csrf) {
-                return Outcome::Forbidden;
+                return Answer::Forbidden;
             }
-            Outcome::Flow(match &body {
+            Answer::Flow(match &body {
                 None => st2.executor.get(&mut s.flow, &slug, &query),
                 Some(b) => st2.executor.post(&mut s.flow, &slug, &query, b),
             })
@@ -457,12 +458,12 @@ async fn run(
         Err(e) => return internal_error(&st, Some(e.to_string())),
     };
     let mut resp = match outcome {
-        Outcome::Forbidden => error(StatusCode::FORBIDDEN, "CSRF token missing or incorrect."),
-        Outcome::Flow(FlowResponse::Challenge(v)) => (StatusCode::OK, Json(v)).into_response(),
-        Outcome::Flow(FlowResponse::Redirect(to)) => {
+        Answer::Forbidden => error(StatusCode::FORBIDDEN, "CSRF token missing or incorrect."),
+        Answer::Flow(FlowResponse::Challenge(v)) => (StatusCode::OK, Json(v)).into_response(),
+        Answer::Flow(FlowResponse::Redirect(to)) => {
             (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
         }
-        Outcome::Flow(FlowResponse::NotFound) => {
+        Answer::Flow(FlowResponse::NotFound) => {
             (StatusCode::NOT_FOUND, "Not Found").into_response()
         }
     };

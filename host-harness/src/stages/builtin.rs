@@ -185,83 +185,99 @@ impl Builtin {
         match self {
             Self::Identification {
                 pretend_user_exists,
-            } => {
-                let uid = body
-                    .get("uid_field")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .trim();
-                if uid.is_empty() || uid.len() > 254 {
-                    return Ok(invalid(
-                        json!({"component": "ak-stage-identification", "user_fields": ["username", "email"]}),
-                        "uid_field",
-                        "This field is required.",
-                    ));
-                }
-                let user = match store.find_user(uid).map_err(host)? {
-                    Some(u) => u,
-                    None if *pretend_user_exists => User {
-                        id: None,
-                        username: uid.to_string(),
-                        email: uid.to_string(),
-                        ..Default::default()
-                    },
-                    None => {
-                        return Ok(invalid(
-                            json!({"component": "ak-stage-identification", "user_fields": ["username", "email"]}),
-                            "non_field_errors",
-                            "Failed to authenticate.",
-                        ))
-                    }
-                };
-                ctx.insert("pending_user_identifier".into(), json!(uid));
-                ctx.insert("pending_user".into(), to_json(&user));
-                Ok(HookResult::new(Outcome::StageOk))
-            }
-            Self::Prompt { fields } => {
-                let mut data = ctx
-                    .get("prompt_data")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
-                let mut errors = Map::new();
-                for f in fields {
-                    let v = body.get(&f.field_key).and_then(Value::as_str).unwrap_or("");
-                    let err = field_error(f, v);
-                    match err {
-                        Some(e) => {
-                            errors.insert(
-                                f.field_key.clone(),
-                                json!([{"string": e, "code": "invalid"}]),
-                            );
-                        }
-                        None => {
-                            data.insert(f.field_key.clone(), json!(v));
-                        }
-                    }
-                }
-                if errors.is_empty()
-                    && data.contains_key("password_repeat")
-                    && data.get("password") != data.get("password_repeat")
-                {
-                    errors.insert(
-                        "password_repeat".into(),
-                        json!([{"string": "Passwords don't match.", "code": "invalid"}]),
-                    );
-                }
-                if !errors.is_empty() {
-                    let mut c = prompt_challenge(fields);
-                    c["response_errors"] = Value::Object(errors);
-                    return Ok(challenge(c));
-                }
-                seal_password(&mut data)?;
-                ctx.insert("prompt_data".into(), Value::Object(data));
-                Ok(HookResult::new(Outcome::StageOk))
-            }
+            } => identify(body, ctx, store, *pretend_user_exists),
+            Self::Prompt { fields } => prompt(fields, body, ctx),
             // Stages without input treat a POST like a GET.
             other => other.get(ctx, store, login),
         }
     }
+}
+
+/// Identification: finds the user by username or email (or pretends, when
+/// configured, so an unknown address looks the same).
+fn identify(
+    body: &Value,
+    ctx: &mut Map<String, Value>,
+    store: &dyn Store,
+    pretend_user_exists: bool,
+) -> Result<HookResult, StageError> {
+    let uid = body
+        .get("uid_field")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim();
+    if uid.is_empty() || uid.len() > 254 {
+        return Ok(invalid(
+            json!({"component": "ak-stage-identification", "user_fields": ["username", "email"]}),
+            "uid_field",
+            "This field is required.",
+        ));
+    }
+    let user = match store.find_user(uid).map_err(host)? {
+        Some(u) => u,
+        None if pretend_user_exists => User {
+            id: None,
+            username: uid.to_string(),
+            email: uid.to_string(),
+            ..Default::default()
+        },
+        None => {
+            return Ok(invalid(
+                json!({"component": "ak-stage-identification", "user_fields": ["username", "email"]}),
+                "non_field_errors",
+                "Failed to authenticate.",
+            ))
+        }
+    };
+    ctx.insert("pending_user_identifier".into(), json!(uid));
+    ctx.insert("pending_user".into(), to_json(&user));
+    Ok(HookResult::new(Outcome::StageOk))
+}
+
+/// Prompt: checks every field, keeps the answers (a password only as its hash).
+fn prompt(
+    fields: &[Field],
+    body: &Value,
+    ctx: &mut Map<String, Value>,
+) -> Result<HookResult, StageError> {
+    let mut data = ctx
+        .get("prompt_data")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut errors = Map::new();
+    for f in fields {
+        let v = body.get(&f.field_key).and_then(Value::as_str).unwrap_or("");
+        let err = field_error(f, v);
+        match err {
+            Some(e) => {
+                errors.insert(
+                    f.field_key.clone(),
+                    json!([{"string": e, "code": "invalid"}]),
+                );
+            }
+            None => {
+                data.insert(f.field_key.clone(), json!(v));
+            }
+        }
+    }
+    if errors.is_empty()
+        && data.contains_key("password_repeat")
+        && data.get("password") != data.get("password_repeat")
+    {
+        errors.insert(
+            "password_repeat".into(),
+            json!([{"string": "Passwords don't match.", "code": "invalid"}]),
+        );
+    }
+    if !errors.is_empty() {
+        let mut c = prompt_challenge(fields);
+        c["response_errors"] = Value::Object(errors);
+        return Ok(challenge(c));
+    }
+    seal_password(&mut data)?;
+    ctx.insert("prompt_data".into(), Value::Object(data));
+    Ok(HookResult::new(Outcome::StageOk))
 }
 
 /// Where a prompt keeps the Argon2id hash of the password it asked for.
@@ -369,6 +385,49 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A user written, or the answer the stage gives instead (a clash, a vanished user).
+type Written = Result<User, HookResult>;
+
+/// Updates the pending user's email (when given) and password hash (when given).
+fn update_user(
+    store: &dyn Store,
+    id: &str,
+    email: &str,
+    hash: Option<&str>,
+) -> Result<Written, StageError> {
+    if !email.is_empty() {
+        match store.set_email(id, email) {
+            Ok(_) => {}
+            Err(StoreError::IdentityClash { field, .. }) => return Ok(Err(identity_taken(field))),
+            Err(e) => return Err(host(e)),
+        }
+    }
+    if let Some(h) = hash {
+        store.set_password_hash(id, h).map_err(host)?;
+    }
+    Ok(store
+        .user(id)
+        .map_err(host)?
+        .ok_or_else(|| HookResult::new(Outcome::StageInvalid(None))))
+}
+
+/// Creates the user the prompt described.
+fn create_user(store: &dyn Store, new: NewUser) -> Result<Written, StageError> {
+    if new.username.is_empty() {
+        return Ok(Err(HookResult::new(Outcome::StageInvalid(Some(
+            "No user data to write.".into(),
+        )))));
+    }
+    match store.create_user(&new) {
+        Ok(u) => Ok(Ok(u)),
+        Err(StoreError::Conflict(_)) => Ok(Err(HookResult::new(Outcome::StageInvalid(Some(
+            "Username is already taken.".into(),
+        ))))),
+        Err(StoreError::IdentityClash { field, .. }) => Ok(Err(identity_taken(field))),
+        Err(e) => Err(host(e)),
+    }
+}
+
 fn user_write(
     ctx: &mut Map<String, Value>,
     store: &dyn Store,
@@ -392,52 +451,22 @@ fn user_write(
         (_, p) if !p.is_empty() => Some(hash_password(&p)?),
         _ => None,
     };
-    let existing = User::pending_in(ctx)?.and_then(|u| u.id);
-    let user = match existing {
-        Some(id) => {
-            let email = get("email");
-            if !email.is_empty() {
-                match store.set_email(&id, &email) {
-                    Ok(_) => {}
-                    Err(StoreError::IdentityClash { field, .. }) => {
-                        return Ok(identity_taken(field))
-                    }
-                    Err(e) => return Err(host(e)),
-                }
-            }
-            if let Some(h) = &hash {
-                store.set_password_hash(&id, h).map_err(host)?;
-            }
-            match store.user(&id).map_err(host)? {
-                Some(u) => u,
-                None => return Ok(HookResult::new(Outcome::StageInvalid(None))),
-            }
-        }
-        None => {
-            let username = get("username");
-            if username.is_empty() {
-                return Ok(HookResult::new(Outcome::StageInvalid(Some(
-                    "No user data to write.".into(),
-                ))));
-            }
-            let new = NewUser {
-                username,
+    let user = match User::pending_in(ctx)?.and_then(|u| u.id) {
+        Some(id) => update_user(store, &id, &get("email"), hash.as_deref())?,
+        None => create_user(
+            store,
+            NewUser {
+                username: get("username"),
                 name: get("name"),
                 email: get("email"),
                 is_active: !inactive,
                 password_hash: hash,
-            };
-            match store.create_user(&new) {
-                Ok(u) => u,
-                Err(StoreError::Conflict(_)) => {
-                    return Ok(HookResult::new(Outcome::StageInvalid(Some(
-                        "Username is already taken.".into(),
-                    ))))
-                }
-                Err(StoreError::IdentityClash { field, .. }) => return Ok(identity_taken(field)),
-                Err(e) => return Err(host(e)),
-            }
-        }
+            },
+        )?,
+    };
+    let user = match user {
+        Ok(u) => u,
+        Err(answer) => return Ok(answer),
     };
     // Written secrets leave the plan, so later token snapshots never carry them.
     data.retain(|k, _| !k.starts_with("password"));
