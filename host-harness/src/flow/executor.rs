@@ -653,7 +653,7 @@ impl Executor {
         let host = RequestHost {
             store: &*self.store,
             cache: &*self.cache,
-            mail: &self.mail,
+            mail: &*self.mail,
             clock: &*self.clock,
             entropy: &*self.entropy,
             plan,

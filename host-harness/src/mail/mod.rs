@@ -53,6 +53,22 @@ pub enum MailError {
     Store(#[from] StoreError),
 }
 
+/// What a request needs of mail: queue a plugin's message, sent by a stage
+/// binding, for delivery outside the request. [`MailQueue`] is the host's; another
+/// host (or a test) may put its own behind the same seam.
+pub trait Mailer: Send + Sync {
+    /// Queues `mail` from `stage`; returns at once. A stage's own SMTP settings are
+    /// kept in memory and the stored row names the stage (no credential is
+    /// written).
+    fn queue(&self, stage: &str, mail: &plugin_api::OutgoingMail) -> Result<(), MailError>;
+}
+
+impl Mailer for MailQueue {
+    fn queue(&self, stage: &str, mail: &plugin_api::OutgoingMail) -> Result<(), MailError> {
+        self.enqueue(&self.routes().queued(stage, mail))
+    }
+}
+
 /// Retry rules for transient failures.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

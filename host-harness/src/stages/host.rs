@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::MailLimit;
 use crate::cache::Cache;
-use crate::mail::{MailError, MailQueue};
+use crate::mail::{MailError, Mailer};
 use crate::plan::{Plan, PlanEntry};
 use crate::storage::{Event, Store, StoreError, StoreErrorKind, StoredToken};
 use crate::system::clock::Clock;
@@ -23,7 +23,7 @@ pub struct RequestHost<'a> {
     /// Cache.
     pub cache: &'a dyn Cache,
     /// Outgoing mail.
-    pub mail: &'a MailQueue,
+    pub mail: &'a dyn Mailer,
     /// Time.
     pub clock: &'a dyn Clock,
     /// Randomness.
@@ -274,8 +274,7 @@ impl Host for RequestHost<'_> {
     }
     fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), HostError> {
         self.within_mail_limit()?;
-        let queued = self.mail.routes().queued(self.stage_name, mail);
-        self.mail.enqueue(&queued).map_err(|e| match e {
+        self.mail.queue(self.stage_name, mail).map_err(|e| match e {
             MailError::Store(e) => store_error(e),
             other => HostError::Internal(other.to_string()),
         })
