@@ -269,9 +269,91 @@ impl Host for FakeHost {
     }
 }
 
+/// Wraps any [`Host`] and records the name of every service a plugin calls, in
+/// order; the wrapper is generated from the one declaration of the services, so a
+/// new service is recorded without touching this file.
+///
+/// ```
+/// use plugin_api::testing::{FakeHost, Recording};
+/// use plugin_api::Host;
+///
+/// let host = Recording::new(FakeHost::new());
+/// host.now_ms();
+/// host.cache_get("k").unwrap();
+/// assert_eq!(host.calls(), ["now_ms", "cache_get"]);
+/// ```
+pub struct Recording<H> {
+    inner: H,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl<H: Host> Recording<H> {
+    /// Records the calls made through it to `inner`.
+    pub fn new(inner: H) -> Self {
+        Self {
+            inner,
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+    /// The host it forwards to.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+    /// The services called so far, in order.
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    pub(crate) fn record(&self, service: &'static str) -> &H {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(service);
+        &self.inner
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{FLOW_STATE_MAX_KEYS, FLOW_STATE_MAX_VALUE};
+
+    #[test]
+    fn flow_state_is_kept_deleted_and_bounded() {
+        let h = FakeHost::new();
+        assert_eq!(h.flow_state_get("k").unwrap(), None);
+        h.flow_state_set("k", "v").unwrap();
+        assert_eq!(h.flow_state_get("k").unwrap().as_deref(), Some("v"));
+        h.flow_state_set("k", "").unwrap();
+        assert_eq!(h.flow_state_get("k").unwrap(), None);
+        assert!(matches!(
+            h.flow_state_set("", "v"),
+            Err(HostError::Rejected(_))
+        ));
+        let big = "x".repeat(FLOW_STATE_MAX_VALUE + 1);
+        assert!(matches!(
+            h.flow_state_set("k", &big),
+            Err(HostError::Rejected(_))
+        ));
+        for i in 0..FLOW_STATE_MAX_KEYS {
+            h.flow_state_set(&format!("k{i}"), "v").unwrap();
+        }
+        assert!(matches!(
+            h.flow_state_set("one-more", "v"),
+            Err(HostError::Rejected(_))
+        ));
+        h.flow_state_set("k0", "replaced").unwrap();
+    }
+
+    #[test]
+    fn recording_sees_every_service_in_order_including_failures() {
+        let h = Recording::new(FakeHost::new());
+        h.flow_state_set("a", "b").unwrap();
+        h.inner()
+            .fail_with(Some(HostError::Unavailable("down".into())));
+        assert!(h.user("1").is_err());
+        h.log(LogLevel::Info, "t", "m");
+        assert_eq!(h.calls(), ["flow_state_set", "user", "log"]);
+    }
 
     #[test]
     fn failures_and_panics_are_injectable() {

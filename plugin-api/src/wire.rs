@@ -381,7 +381,8 @@ infallible_ret!(() => (), i64 => 0);
 /// From one declaration per service this writes: the [`crate::Host`] trait method,
 /// the `#[repr(C)]` [`crate::abi::HostVTable`] field, the guest-side client that
 /// calls through the table, the host-side `extern "C"` wrapper that calls a
-/// `T: Host` (panics caught), and the forwarding `impl Host for &T`. Conversions
+/// `T: Host` (panics caught), the forwarding `impl Host for &T`, and the test
+/// kit's call recorder (`testing::Recording`). Conversions
 /// come from the traits of this module, written once per type.
 ///
 /// Each service reads
@@ -440,6 +441,16 @@ macro_rules! host_services {
             $(
                 fn $name(&self, $($arg: $t),*) -> $ret {
                     (**self).$name($($arg),*)
+                }
+            )*
+        }
+
+        #[cfg(feature = "testing")]
+        #[allow(clippy::unused_unit)]
+        impl<H: Host> Host for $crate::testing::Recording<H> {
+            $(
+                fn $name(&self, $($arg: $t),*) -> $ret {
+                    self.record(stringify!($name)).$name($($arg),*)
                 }
             )*
         }
