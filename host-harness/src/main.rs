@@ -33,27 +33,7 @@ enum Command {
         smtp: Option<String>,
     },
     /// Serves the flows over HTTP (flow page + executor API) with mail delivery.
-    Serve {
-        /// Configuration file (TOML); default: the reference flows on embedded defaults.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:9000")]
-        listen: String,
-        /// With no --config: folder for the SQLite file and the mail directory.
-        #[arg(long, default_value = "serve-out")]
-        data: PathBuf,
-        /// With no --config: email stage plugin library (default: next to this executable).
-        #[arg(long)]
-        plugin: Option<PathBuf>,
-        /// Storage URL, overriding the configuration (`sqlite://…`, `postgres://…`, `memory://`).
-        #[arg(long)]
-        database: Option<String>,
-        /// Cache URL, overriding the configuration (`memory://`, `redis://…`,
-        /// `postgres://…`).
-        #[arg(long)]
-        cache: Option<String>,
-    },
+    Serve(cli::serve::Args),
     /// Creates, lists and shows users in a host's storage (works while it serves).
     Users {
         /// Storage URL (`sqlite://<path>`); default: the one `serve` uses without --config.
@@ -136,21 +116,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Demo { out, plugin, smtp } => cli::demo::run(&out, plugin, smtp.as_deref()),
-        Command::Serve {
-            config,
-            listen,
-            data,
-            plugin,
-            database,
-            cache,
-        } => cli::serve::run(cli::serve::Args {
-            config,
-            listen,
-            data,
-            plugin,
-            database,
-            cache,
-        }),
+        Command::Serve(args) => cli::serve::run(args),
         Command::Users { database, command } => cli::users::run(&database, command),
         Command::Deliver { config, until_idle } => cli::deliver::run(&config, until_idle),
         Command::Check { config } => cli::check::run(&config),

@@ -736,3 +736,44 @@ impl TcpProxy {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// The cache goes away in the middle of a recovery flow and comes back: while it
+/// is down, "Send Email again." is a flow error with a `system_exception` event
+/// naming the cache; once it is back the same flow sends, and both mails reach
+/// `mail_dir`. `set_up(false)` stops the cache server (Redis, or a proxy in front of
+/// PostgreSQL), `set_up(true)` brings it back. Creates the user `jane` it recovers.
+pub fn cache_outage_then_recovery(ex: &Executor, mail_dir: &Path, mut set_up: impl FnMut(bool)) {
+    use host_harness::flow::client::FlowClient;
+    use serde_json::json;
+    ex.store
+        .create_user(&host_harness::storage::NewUser {
+            username: "jane".into(),
+            email: "jane@example.com".into(),
+            is_active: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut c = FlowClient::open(ex, "recover", "");
+    c.get();
+    let v = c.post(json!({"uid_field": "jane"}));
+    assert_eq!(v["component"], "ak-stage-email", "{v}");
+
+    set_up(false);
+    let v = c.post(json!({"component": "ak-stage-email"}));
+    assert_eq!(
+        v["component"], "ak-stage-flow-error",
+        "while the cache is down: {v}"
+    );
+    let ev = ex.store.events(Some("system_exception")).unwrap();
+    let last = ev.last().map(|e| e.context["error"].to_string());
+    assert!(last.is_some_and(|e| e.contains("cache")), "{ev:?}");
+
+    set_up(true);
+    let v = c.post(json!({"component": "ak-stage-email"}));
+    assert_eq!(
+        v["messages"][0]["message"], "Email Successfully sent.",
+        "recovered: {v}"
+    );
+    assert!(ex.mail.wait_idle(Duration::from_secs(20)));
+    assert_eq!(maildir::read_all(mail_dir).len(), 2, "no queued mail lost");
+}

@@ -197,9 +197,10 @@ fn a_panic_inside_a_host_service_comes_back_as_an_error() {
     );
 }
 
-#[test]
-fn the_terms_example_plugin_runs_in_the_same_host() {
-    let h = host_with(
+/// A host with the email and terms plugins loaded as cdylibs, and the terms stage
+/// (`tos`, version v2) first in the enrollment flow.
+fn terms_host() -> e2e_tests::TestHost {
+    host_with(
         vec![email_plugin(Mode::Cdylib), load("terms-stage")],
         Arc::new(MemoryStore::new()),
         |cfg| {
@@ -212,7 +213,12 @@ fn the_terms_example_plugin_runs_in_the_same_host() {
             let f = cfg.flows.iter_mut().find(|f| f.slug == "enroll").unwrap();
             f.stages.insert(0, "tos".into());
         },
-    );
+    )
+}
+
+#[test]
+fn the_terms_example_plugin_runs_in_the_same_host() {
+    let h = terms_host();
     let mut c = FlowClient::open(&h.ex, "enroll", "");
     let v = c.get();
     assert_eq!(v["component"], "ak-stage-terms");
@@ -233,20 +239,7 @@ fn the_terms_example_plugin_runs_in_the_same_host() {
 /// plan holds from earlier (terms shown as v1, now v2) changes the answer.
 #[test]
 fn flow_state_crosses_the_boundary_and_lives_in_the_plan() {
-    let h = host_with(
-        vec![email_plugin(Mode::Cdylib), load("terms-stage")],
-        Arc::new(MemoryStore::new()),
-        |cfg| {
-            cfg.stages.push(StageDef {
-                name: "tos".into(),
-                kind: "terms".into(),
-                config: json!({"text": "Be nice.", "version": "v2"}),
-                invalid_response_action: Default::default(),
-            });
-            let f = cfg.flows.iter_mut().find(|f| f.slug == "enroll").unwrap();
-            f.stages.insert(0, "tos".into());
-        },
-    );
+    let h = terms_host();
     let mut c = FlowClient::open(&h.ex, "enroll", "");
     c.get();
     let ctx = |c: &FlowClient| c.session.plan.as_ref().unwrap().context.clone();

@@ -116,46 +116,13 @@ fn a_postgres_cache_outage_is_a_flow_error_then_the_host_recovers() {
     cfg.cache = Some(via_proxy);
     let b = Backends::from_config(&cfg).unwrap();
     let ex = config::build_executor(&cfg, &[email_plugin(Mode::Cdylib)], b).unwrap();
-    ex.store
-        .create_user(&NewUser {
-            username: "jane".into(),
-            email: "jane@example.com".into(),
-            is_active: true,
-            ..Default::default()
-        })
-        .unwrap();
-    let mut c = FlowClient::open(&ex, "recover", "");
-    c.get();
-    assert_eq!(
-        c.post(json!({"uid_field": "jane"}))["component"],
-        "ak-stage-email"
-    );
-
-    proxy.cut();
-    let v = c.post(json!({"component": "ak-stage-email"}));
-    assert_eq!(v["component"], "ak-stage-flow-error", "{v}");
-    let ev = ex.store.events(Some("system_exception")).unwrap();
-    assert!(
-        ev.last().unwrap().context["error"]
-            .as_str()
-            .unwrap()
-            .contains("cache"),
-        "{ev:?}"
-    );
-
-    proxy.restore();
-    let v = c.post(json!({"component": "ak-stage-email"}));
-    assert_eq!(
-        v["messages"][0]["message"], "Email Successfully sent.",
-        "{v}"
-    );
-    assert!(ex.mail.wait_idle(Duration::from_secs(20)));
-    assert_eq!(
-        host_harness::mail::maildir::read_all(mail.path()).len(),
-        2,
-        "no queued mail lost"
-    );
-    drop(c);
+    e2e_tests::cache_outage_then_recovery(&ex, mail.path(), |up| {
+        if up {
+            proxy.restore();
+        } else {
+            proxy.cut();
+        }
+    });
     drop(ex);
     let mut admin = postgres::Client::connect(&pg, postgres::NoTls).unwrap();
     let _ = admin.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"));

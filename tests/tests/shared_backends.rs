@@ -341,39 +341,11 @@ fn a_redis_that_drops_mid_run_gives_flow_errors_then_recovers() {
     cfg.cache = Some(url.clone());
     let b = Backends::from_config(&cfg).unwrap();
     let ex = config::build_executor(&cfg, &[email_plugin(Mode::Cdylib)], b).unwrap();
-    jane(&*ex.store);
-    let mut c = FlowClient::open(&ex, "recover", "");
-    c.get();
-    assert_eq!(
-        c.post(json!({"uid_field": "jane"}))["component"],
-        "ak-stage-email"
-    );
-
-    redis.stop();
-    let v = c.post(json!({"component": "ak-stage-email"}));
-    assert_eq!(
-        v["component"], "ak-stage-flow-error",
-        "a clean flow error while Redis is down: {v}"
-    );
-    let ev = ex.store.events(Some("system_exception")).unwrap();
-    assert!(
-        ev.last().unwrap().context["error"]
-            .as_str()
-            .unwrap()
-            .contains("cache"),
-        "{ev:?}"
-    );
-
-    redis.restart();
-    let v = c.post(json!({"component": "ak-stage-email"}));
-    assert_eq!(
-        v["messages"][0]["message"], "Email Successfully sent.",
-        "recovered: {v}"
-    );
-    assert!(ex.mail.wait_idle(Duration::from_secs(20)));
-    assert_eq!(
-        host_harness::mail::maildir::read_all(mail.path()).len(),
-        2,
-        "no queued mail lost"
-    );
+    e2e_tests::cache_outage_then_recovery(&ex, mail.path(), |up| {
+        if up {
+            redis.restart();
+        } else {
+            redis.stop();
+        }
+    });
 }

@@ -7,18 +7,26 @@ use host_harness::config::{self, HostConfig, MailConfig};
 use host_harness::maintenance::{Housekeeping, Maintenance};
 
 /// The command line of `serve`.
+#[derive(clap::Args)]
 pub struct Args {
-    /// Configuration file; none: the reference flows on embedded defaults.
+    /// Configuration file (TOML); default: the reference flows on embedded defaults.
+    #[arg(long)]
     pub config: Option<PathBuf>,
     /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: String,
-    /// Without a configuration: folder for the SQLite file and the mail directory.
+    /// With no --config: folder for the SQLite file and the mail directory.
+    #[arg(long, default_value = "serve-out")]
     pub data: PathBuf,
-    /// Without a configuration: the email stage plugin library.
+    /// With no --config: email stage plugin library (default: next to this executable).
+    #[arg(long)]
     pub plugin: Option<PathBuf>,
-    /// Storage URL overriding the configuration's.
+    /// Storage URL, overriding the configuration (`sqlite://…`, `postgres://…`, `memory://`).
+    #[arg(long)]
     pub database: Option<String>,
-    /// Cache URL overriding the configuration's.
+    /// Cache URL, overriding the configuration (`memory://`, `redis://…`,
+    /// `postgres://…`).
+    #[arg(long)]
     pub cache: Option<String>,
 }
 

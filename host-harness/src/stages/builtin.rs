@@ -240,11 +240,7 @@ fn prompt(
     body: &Value,
     ctx: &mut Map<String, Value>,
 ) -> Result<HookResult, StageError> {
-    let mut data = ctx
-        .get("prompt_data")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let mut data = prompt_data(ctx);
     let mut errors = Map::new();
     for f in fields {
         let v = body.get(&f.field_key).and_then(Value::as_str).unwrap_or("");
@@ -278,6 +274,14 @@ fn prompt(
     seal_password(&mut data)?;
     ctx.insert("prompt_data".into(), Value::Object(data));
     Ok(HookResult::new(Outcome::StageOk))
+}
+
+/// The answers prompts have collected so far in this flow.
+fn prompt_data(ctx: &Map<String, Value>) -> Map<String, Value> {
+    ctx.get("prompt_data")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Where a prompt keeps the Argon2id hash of the password it asked for.
@@ -433,11 +437,7 @@ fn user_write(
     store: &dyn Store,
     inactive: bool,
 ) -> Result<HookResult, StageError> {
-    let mut data = ctx
-        .get("prompt_data")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let mut data = prompt_data(ctx);
     let get = |k: &str| {
         data.get(k)
             .and_then(Value::as_str)
