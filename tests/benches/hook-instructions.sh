@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Instructions per call of one email-stage hook through the cdylib, counted by
+# valgrind's callgrind: repeatable for the same build whatever else the machine
+# does, unlike wall-clock time. Usage (from the workspace root):
+#   bash tests/benches/hook-instructions.sh [bench filter, default first_send/cdylib]
+# Prints the hook's inclusive instructions divided by its calls.
+set -euo pipefail
+filter="${1:-first_send/cdylib}"
+cargo bench -p e2e-tests --bench stage --no-run 2>/dev/null
+bin=$(ls -t target/release/deps/stage-* | grep -v '\.d$' | head -1)
+out=$(mktemp)
+valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --bench --profile-time 1 "$filter" >/dev/null 2>&1
+python3 - "$out" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")
+names = {}
+for l in lines:
+    m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", l)
+    if m and m.group(2):
+        names[m.group(1)] = m.group(2)
+hook = {k for k, v in names.items() if "EmailStage as plugin_api::stage::Stage>::get" in v}
+calls = cost = 0
+for i, l in enumerate(lines):
+    m = re.match(r"cfn=\((\d+)\)", l)
+    if m and m.group(1) in hook:
+        c = re.match(r"calls=(\d+)", lines[i + 1])
+        if c:
+            calls += int(c.group(1))
+            # the line after `calls=` holds the position and the inclusive cost
+            cost += int(lines[i + 2].split()[1])
+if not calls:
+    sys.exit("hook not found in the profile")
+print(f"{calls} calls, {cost / calls:,.0f} instructions per call (inclusive)")
+PY
+rm -f "$out"
