@@ -270,3 +270,47 @@ fn a_configuration_without_database_keeps_users_across_a_restart() {
         .unwrap();
     assert!(found.is_some());
 }
+
+/// Container runtimes stop a process with SIGTERM: `serve` stops as gracefully as
+/// on Ctrl-C and exits 0 (it used to die of the signal).
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(host_harness_bin())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--plugin")
+        .arg(plugin_path("email-stage-plugin"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = ureq::AgentBuilder::new().build();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while agent
+        .get(&format!("http://127.0.0.1:{port}/"))
+        .call()
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve did not stop within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

@@ -60,7 +60,24 @@ fn configuration(args: &Args) -> anyhow::Result<HostConfig> {
     Ok(cfg)
 }
 
-/// Serves until Ctrl-C.
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, which container runtimes send to stop a
+/// process: either one stops the server the same graceful way.
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(target: "serve", error = %e, "SIGTERM cannot be watched; Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = configuration(&args)?;
     super::warn_if_not_durable(&cfg);
@@ -84,13 +101,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         eprintln!(
-            "serving {} on http://{listen}/ (Ctrl-C stops)",
+            "serving {} on http://{listen}/ (Ctrl-C or SIGTERM stops)",
             cfg.base_url
         );
-        host_harness::http::serve(listener, state, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+        host_harness::http::serve(listener, state, stop_signal()).await?;
         anyhow::Ok(())
     })
 }
