@@ -33,6 +33,7 @@ use serde_json::{json, Value};
 
 use crate::flow::{Executor, Response as FlowResponse};
 
+pub mod health;
 pub mod server;
 pub mod sessions;
 
@@ -147,6 +148,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v3/flows/executor/{slug}/",
             get(exec_get).post(exec_post),
         )
+        .route("/-/health/live/", get(health::live))
+        .route("/-/health/ready/", get(health::ready))
         .route("/flows/-/cancel/", get(cancel))
         .route("/flows/-/logout/", post(logout))
         .route(

@@ -423,6 +423,14 @@ impl MailQueue {
         &self.shared.routes
     }
 
+    /// Delivery workers still running, and how many were started (fewer after
+    /// [`MailQueue::shutdown`], or if a worker thread ended for any other reason).
+    pub fn workers_alive(&self) -> (usize, usize) {
+        let w = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let alive = w.iter().filter(|h| !h.is_finished()).count();
+        (alive, self.shared.config.workers.max(1))
+    }
+
     /// How many times a delivery worker panicked and was resumed.
     pub fn worker_restarts(&self) -> u64 {
         self.shared.restarts.load(Ordering::SeqCst)

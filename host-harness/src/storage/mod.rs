@@ -92,6 +92,16 @@ impl StoreError {
         }
     }
 
+    /// The kind in a word, for answers that must not carry details (health).
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind() {
+            StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::Conflict => "conflict",
+            StoreErrorKind::IdentityClash => "identity clash",
+            StoreErrorKind::Corrupt => "corrupt data",
+        }
+    }
+
     /// Whether trying again later may succeed (the backend was unavailable).
     pub fn is_transient(&self) -> bool {
         self.kind() == StoreErrorKind::Unavailable

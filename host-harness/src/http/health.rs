@@ -1,0 +1,53 @@
+//! Health endpoints for orchestrators: `GET /-/health/live/` answers while the
+//! process serves; `GET /-/health/ready/` answers 200 only when the store and the
+//! cache answer and every delivery worker runs, else 503 with one reason per line.
+//! Neither touches a session, and neither says more than which part is down.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::flow::Executor;
+
+/// `GET /-/health/live/`.
+pub async fn live() -> Response {
+    (StatusCode::OK, "live\n").into_response()
+}
+
+/// `GET /-/health/ready/`.
+pub async fn ready(State(st): State<Arc<AppState>>) -> Response {
+    let st2 = st.clone();
+    let reasons = tokio::task::spawn_blocking(move || not_ready(&st2.executor))
+        .await
+        .unwrap_or_else(|e| vec![format!("readiness check failed: {e}")]);
+    if reasons.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        let body = format!("not ready\n{}\n", reasons.join("\n"));
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
+}
+
+/// Why the host cannot serve flows now; empty when it can. Each backend is asked
+/// the cheapest question it answers (a primary-key lookup).
+pub fn not_ready(ex: &Executor) -> Vec<String> {
+    let now = ex.clock.now_ms();
+    let mut reasons = Vec::new();
+    if let Err(e) = ex.store.token(&"0".repeat(64), now) {
+        reasons.push(format!("store: {}", e.kind_name()));
+    }
+    if let Err(e) = ex.cache.get("host/health", now) {
+        tracing::warn!(target: "health", error = %e, "cache not ready");
+        reasons.push("cache: unavailable".to_string());
+    }
+    let (alive, started) = ex.mail.workers_alive();
+    if alive < started {
+        reasons.push(format!(
+            "mail: {alive} of {started} delivery workers running"
+        ));
+    }
+    reasons
+}
