@@ -14,8 +14,18 @@ use clap::{Parser, Subcommand};
     about = "Reference host for identity-server stage plugins"
 )]
 struct Cli {
+    /// How log lines are written to standard error: `text` for people, `json` (one
+    /// object per line) for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -110,11 +120,15 @@ pub(crate) enum UsersCommand {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(host_harness::system::logging::filter("warn"))
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    match cli.command {
         Command::Demo { out, plugin, smtp } => cli::demo::run(&out, plugin, smtp.as_deref()),
         Command::Serve(args) => cli::serve::run(args),
         Command::Users { database, command } => cli::users::run(&database, command),

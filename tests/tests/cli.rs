@@ -314,3 +314,46 @@ fn serve_stops_cleanly_on_sigterm() {
     };
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+/// `--log-format json` writes one JSON object per log line, for log shippers; the
+/// default stays text.
+#[test]
+fn log_lines_can_be_json() {
+    let dir = tempfile::tempdir().unwrap();
+    // `database = "memory://"` makes `check` log a warning.
+    let cfg = config_in(dir.path(), "database = \"memory://\"\n");
+    let run = |extra: &[&str]| {
+        let out = Command::new(host_harness_bin())
+            .args(extra)
+            .arg("check")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let json = run(&["--log-format", "json"]);
+    let line = json
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON log line in: {json}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["level"], "WARN", "{v}");
+    assert_eq!(v["target"], "config", "{v}");
+    assert!(
+        v["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("memory://"),
+        "{v}"
+    );
+    let text = run(&[]);
+    assert!(
+        text.contains("WARN") && !text.lines().any(|l| l.starts_with('{')),
+        "{text}"
+    );
+}
