@@ -90,12 +90,32 @@ pub struct HeldMail<'x> {
     raw: &'x [u8],
 }
 
+/// An [`OutgoingMail`]'s JSON without its bytes, written from borrowed fields so
+/// the message is not copied to be left out (`raw` is `[]`, as the host expects).
+#[derive(serde::Serialize)]
+struct MailMeta<'x> {
+    message_id: &'x str,
+    envelope_from: &'x str,
+    envelope_to: &'x [String],
+    to_display: &'x [String],
+    subject: &'x str,
+    raw: [u8; 0],
+    route: &'x crate::MailRoute,
+    decoy: bool,
+}
+
 impl<'x> ToWire for &'x OutgoingMail {
     type Held = HeldMail<'x>;
     fn hold(self) -> Result<HeldMail<'x>, HostError> {
-        let meta = OutgoingMail {
-            raw: Vec::new(),
-            ..self.clone()
+        let meta = MailMeta {
+            message_id: &self.message_id,
+            envelope_from: &self.envelope_from,
+            envelope_to: &self.envelope_to,
+            to_display: &self.to_display,
+            subject: &self.subject,
+            raw: [],
+            route: &self.route,
+            decoy: self.decoy,
         };
         Ok(HeldMail {
             meta_json: serde_json::to_string(&meta).map_err(|e| rejected("mail", e))?,
@@ -534,3 +554,29 @@ macro_rules! host_services {
 }
 
 pub(crate) use host_services;
+
+#[cfg(test)]
+mod tests {
+    use super::ToWire;
+    use crate::{MailRoute, OutgoingMail};
+
+    #[test]
+    fn mail_meta_is_the_mail_without_its_bytes() {
+        let mail = OutgoingMail {
+            message_id: "<1@x>".into(),
+            envelope_from: "a@b.c".into(),
+            envelope_to: vec!["d@e.f".into()],
+            to_display: vec!["D <d@e.f>".into()],
+            subject: "s".into(),
+            raw: b"the message".to_vec(),
+            route: MailRoute::Global,
+            decoy: true,
+        };
+        let held = (&mail).hold().unwrap();
+        let owned = OutgoingMail {
+            raw: Vec::new(),
+            ..mail.clone()
+        };
+        assert_eq!(held.meta_json, serde_json::to_string(&owned).unwrap());
+    }
+}

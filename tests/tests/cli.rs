@@ -121,6 +121,19 @@ fn users_created_on_the_command_line_are_used_by_the_running_server() {
 }
 
 /// A configuration in `dir` loading the email plugin, with `extra` lines at the top.
+/// `host-harness [extra…] check <cfg>`, which must succeed; its standard error.
+fn check_ok(extra: &[&str], cfg: &std::path::Path) -> String {
+    let out = Command::new(host_harness_bin())
+        .args(extra)
+        .arg("check")
+        .arg(cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
 fn config_in(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     let flows = include_str!("../../host-harness/flows.toml");
     let path = dir.join("host.toml");
@@ -167,16 +180,7 @@ fn check_opens_nothing_creates_nothing_and_sends_nothing() {
                 sink.port
             ),
         );
-        let out = Command::new(host_harness_bin())
-            .arg("check")
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        check_ok(&[], &cfg);
     }
     let left: Vec<_> = std::fs::read_dir(&fresh)
         .unwrap()
@@ -322,21 +326,7 @@ fn log_lines_can_be_json() {
     let dir = tempfile::tempdir().unwrap();
     // `database = "memory://"` makes `check` log a warning.
     let cfg = config_in(dir.path(), "database = \"memory://\"\n");
-    let run = |extra: &[&str]| {
-        let out = Command::new(host_harness_bin())
-            .args(extra)
-            .arg("check")
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    };
-    let json = run(&["--log-format", "json"]);
+    let json = check_ok(&["--log-format", "json"], &cfg);
     let line = json
         .lines()
         .find(|l| l.starts_with('{'))
@@ -351,7 +341,7 @@ fn log_lines_can_be_json() {
             .contains("memory://"),
         "{v}"
     );
-    let text = run(&[]);
+    let text = check_ok(&[], &cfg);
     assert!(
         text.contains("WARN") && !text.lines().any(|l| l.starts_with('{')),
         "{text}"

@@ -44,6 +44,15 @@ fn get(s: &RunningServer, path: &str) -> (u16, String) {
     }
 }
 
+/// Waits (at most 20 s) until the server is ready again.
+fn wait_ready(s: &RunningServer) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while get(s, "/-/health/ready/").0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "not ready again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn live_and_ready_then_not_ready_without_delivery_workers() {
     let mail = tempfile::tempdir().unwrap();
@@ -79,11 +88,7 @@ fn ready_follows_redis_away_and_back() {
         "no address in the answer: {body}"
     );
     redis.restart();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while get(&s, "/-/health/ready/").0 != 200 {
-        assert!(std::time::Instant::now() < deadline, "not ready again");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_ready(&s);
 }
 
 #[test]
@@ -105,11 +110,7 @@ fn ready_follows_postgres_away_and_back() {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("store: unavailable"), "{body}");
     proxy.restore();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while get(&s, "/-/health/ready/").0 != 200 {
-        assert!(std::time::Instant::now() < deadline, "not ready again");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_ready(&s);
     s.state.executor.mail.shutdown();
     drop(s);
     let mut admin = postgres::Client::connect(&pg, postgres::NoTls).unwrap();
