@@ -86,7 +86,9 @@ pub fn parse(path: &Path, raw: &[u8]) -> Option<ReceivedMail> {
 pub fn read_all(dir: &Path) -> Vec<ReceivedMail> {
     let mut paths = Vec::new();
     files(dir, &mut paths);
-    paths.sort_by_key(|p| {
+    // Each file's time is read once: a sink may write or move files while this
+    // sorts, and a key that changes between comparisons makes the sort panic.
+    paths.sort_by_cached_key(|p| {
         std::fs::metadata(p)
             .and_then(|m| m.modified())
             .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
