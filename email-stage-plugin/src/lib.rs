@@ -35,16 +35,11 @@ pub struct EmailStagePlugin;
 
 impl Plugin for EmailStagePlugin {
     fn manifest(&self) -> Manifest {
-        Manifest {
-            name: env!("CARGO_PKG_NAME").into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            api_version: plugin_api::API_VERSION.into(),
-            stages: vec![StageKind {
-                kind: KIND.into(),
-                component: COMPONENT.into(),
-                config_schema: config::schema(),
-            }],
-        }
+        plugin_api::manifest![StageKind {
+            kind: KIND.into(),
+            component: COMPONENT.into(),
+            config_schema: config::schema(),
+        }]
     }
 
     fn new_stage(

@@ -7,18 +7,17 @@
 //!
 //! # Evolution
 //!
-//! The function tables ([`StagePluginMod`], [`StageVTable`], [`HostVTable`]) are
-//! *prefix types*: fields are only ever appended, and changing or removing one, or
-//! any value type below, is a breaking change.
+//! The rules for every type here and for the JSON types are in one place, the
+//! crate documentation's "Evolution" section. In short: the function tables
+//! ([`StagePluginMod`], [`StageVTable`], [`HostVTable`]) are *prefix types* whose
+//! fields are only ever appended; every other type here is frozen.
 //!
-//! abi_stable checks a prefix type in one direction: the loading side (the host)
-//! may know *fewer* fields than the loaded side (the plugin), never more. A host
-//! whose table gained a field therefore refuses every plugin built before it (seen:
-//! `too many fields Expected: 17 Found: 15` for a plugin built against 0.1 in a 0.2
-//! host), whichever side provides the table. So today a field added to any table
-//! is a minor version bump (0.1 → 0.2) and plugins are rebuilt once; a field a
-//! peer lacks can only be met by a plugin newer than its host, and reads as `None`
-//! there (the plugin then gets [`crate::HostError::Unsupported`]).
+//! abi_stable's own loader checks prefix types in one direction only (the loading
+//! side may know fewer fields than the library), which would refuse every older
+//! plugin once a host service is appended. [`crate::load_plugin`] therefore checks
+//! the layout itself with the *older* side as the interface: its version is built
+//! into the library (abi_stable's `VersionStrings`, from this crate's
+//! `CARGO_PKG_VERSION`), never typed by a plugin author.
 
 use std::ffi::c_void;
 use std::marker::PhantomData;
@@ -173,7 +172,7 @@ pub struct StageVTable {
     ) -> RResult<FfiHookResult, FfiError>,
     /// [`crate::Stage::mail_route`]: the route as [`crate::MailRoute`] JSON, or none.
     ///
-    /// Last field of the version 0.2 prefix; append new hooks below it.
+    /// Last field of the prefix (fixed since 0.2); append new hooks below it.
     #[sabi(last_prefix_field)]
     pub mail_route: unsafe extern "C" fn(*const c_void) -> RResult<ROption<RString>, FfiError>,
 }
@@ -192,18 +191,22 @@ pub struct FfiStage {
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = StagePluginModRef)))]
-#[sabi(missing_field(panic))]
+#[sabi(missing_field(option))]
 pub struct StagePluginMod {
     /// `cfg!(panic = "unwind")` of the plugin build; hosts refuse `false`.
     pub panic_unwind: bool,
-    /// `plugin-api` version the plugin was built against.
-    pub api_version: RStr<'static>,
+    /// The plugin crate's name (`CARGO_PKG_NAME`, filled by [`crate::export_plugin!`]).
+    pub name: RStr<'static>,
+    /// The plugin crate's version (`CARGO_PKG_VERSION`, filled by
+    /// [`crate::export_plugin!`]). The `plugin-api` version it was built against is
+    /// in the library header, where abi_stable puts it.
+    pub version: RStr<'static>,
     /// The manifest as JSON.
     pub manifest: extern "C" fn() -> RResult<RString, FfiError>,
     /// Validates a configuration and builds a stage: `(kind, name, config_json)`.
     ///
-    /// Last field of the prefix (unchanged since 0.1); new module functions go below
-    /// it and must be read as optional by hosts.
+    /// Last field of the prefix (since 0.3); new module functions go below it and
+    /// are read as optional by hosts.
     #[sabi(last_prefix_field)]
     pub new_stage: extern "C" fn(RStr<'_>, RStr<'_>, RStr<'_>) -> RResult<FfiStage, FfiError>,
 }

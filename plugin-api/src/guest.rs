@@ -23,12 +23,18 @@ static PLUGIN: OnceLock<Box<dyn Plugin>> = OnceLock::new();
 /// Builds the root module for `make`'s plugin. Called by [`crate::export_plugin!`];
 /// not meant to be called directly.
 #[doc(hidden)]
-pub fn root_module(make: fn() -> Box<dyn Plugin>, panic_unwind: bool) -> StagePluginModRef {
+pub fn root_module(
+    make: fn() -> Box<dyn Plugin>,
+    panic_unwind: bool,
+    name: &'static str,
+    version: &'static str,
+) -> StagePluginModRef {
     PLUGIN.get_or_init(make);
     crate::logging::install_forwarder();
     StagePluginMod {
         panic_unwind,
-        api_version: RStr::from_str(crate::API_VERSION),
+        name: RStr::from_str(name),
+        version: RStr::from_str(version),
         manifest: manifest_ffi,
         new_stage: new_stage_ffi,
     }

@@ -69,7 +69,7 @@ host_services! {
     /// plan (into a link's flow token too). It is not secret: it is part of the
     /// plan context. See [`check_flow_state`] for the limits.
     ///
-    /// Last field of the version 0.2 prefix: plugins built against 0.2 may rely on
+    /// Last field of the prefix (fixed since 0.2): plugins built against 0.2 or later may rely on
     /// every service up to here.
     #[sabi(last_prefix_field)]
     prefix fn flow_state_set(key: &str => RStr<'_>, value: &str => RStr<'_>)

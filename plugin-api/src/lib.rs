@@ -53,16 +53,11 @@
 //!
 //! impl Plugin for Hello {
 //!     fn manifest(&self) -> Manifest {
-//!         Manifest {
-//!             name: "hello".into(),
-//!             version: "0.1.0".into(),
-//!             api_version: plugin_api::API_VERSION.into(),
-//!             stages: vec![StageKind {
+//!         plugin_api::manifest![StageKind {
 //!                 kind: "hello".into(),
 //!                 component: "x-hello".into(),
 //!                 config_schema: serde_json::json!({"type": "object"}),
-//!             }],
-//!         }
+//!             }]
 //!     }
 //!     fn new_stage(&self, kind: &str, _name: &str, _config: &str)
 //!         -> Result<Box<dyn Stage>, StageError> {
@@ -119,6 +114,8 @@ mod error;
 pub mod guest;
 mod host;
 #[cfg(feature = "host")]
+mod layout_report;
+#[cfg(feature = "host")]
 mod loader;
 #[cfg_attr(not(feature = "guest"), allow(dead_code))]
 mod logging;
@@ -151,20 +148,54 @@ pub use types::{
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Whether a plugin built against `plugin` can be used by a host built against
-/// `host`: same major version, or for 0.x the same minor version (Cargo's rules).
+/// `host`, in either direction: the same major version, or for 0.x the same minor
+/// version (for 0.0.x the same patch), as Cargo reads a caret requirement. Within
+/// a compatible pair either side may be newer: tables only ever gain fields.
 pub fn api_compatible(host: &str, plugin: &str) -> bool {
-    fn parse(v: &str) -> Option<(u64, u64)> {
-        let mut it = v.split(['.', '-', '+']);
-        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-    }
-    match (parse(host), parse(plugin)) {
-        (Some((0, a)), Some((0, b))) => a == b,
-        (Some((a, _)), Some((b, _))) => a == b,
+    match (semver::Version::parse(host), semver::Version::parse(plugin)) {
+        (Ok(h), Ok(p)) => match (h.major, h.minor) {
+            (0, 0) => p.major == 0 && p.minor == 0 && p.patch == h.patch,
+            (0, minor) => p.major == 0 && p.minor == minor,
+            (major, _) => p.major == major,
+        },
         _ => false,
     }
 }
 
+/// A version's `(major, minor, patch)` for ordering; unparsable sorts first.
+#[cfg(feature = "host")]
+pub(crate) fn version_key(v: &str) -> (u64, u64, u64) {
+    semver::Version::parse(v).map_or((0, 0, 0), |v| (v.major, v.minor, v.patch))
+}
+
+/// Builds the calling crate's [`Manifest`] from its stage kinds: the name and
+/// version come from the crate's own `Cargo.toml` (`CARGO_PKG_NAME`,
+/// `CARGO_PKG_VERSION`), the `plugin-api` version from [`API_VERSION`].
+///
+/// ```
+/// let m = plugin_api::manifest![plugin_api::StageKind {
+///     kind: "hello".into(),
+///     component: "x-hello".into(),
+///     config_schema: serde_json::json!({"type": "object"}),
+/// }];
+/// assert_eq!(m.api_version, plugin_api::API_VERSION);
+/// ```
+#[macro_export]
+macro_rules! manifest {
+    ($($stage:expr),* $(,)?) => {
+        $crate::Manifest::new(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+            ::std::vec![$($stage),*],
+        )
+    };
+}
+
 /// Exports a [`Plugin`] value as this library's root module (feature `guest`).
+///
+/// The plugin's name and version are the crate's own (`CARGO_PKG_NAME`,
+/// `CARGO_PKG_VERSION`) and its `plugin-api` version the one it is compiled with:
+/// a host reads these from the library, whatever [`Plugin::manifest`] says.
 ///
 /// Use once, at the crate root of a `cdylib`. Every hook is wrapped so a panic
 /// becomes an error result, and the plugin's `tracing` events are forwarded to the
@@ -180,7 +211,12 @@ macro_rules! export_plugin {
                 ::std::boxed::Box::new($plugin)
             }
             fn __root() -> $crate::abi::StagePluginModRef {
-                $crate::guest::root_module(__make, cfg!(panic = "unwind"))
+                $crate::guest::root_module(
+                    __make,
+                    cfg!(panic = "unwind"),
+                    env!("CARGO_PKG_NAME"),
+                    env!("CARGO_PKG_VERSION"),
+                )
             }
             extern "C" fn __erased() -> $crate::abi_stable::library::RootModuleResult {
                 $crate::abi_stable::library::__call_root_module_loader(__root)
@@ -205,6 +241,8 @@ mod tests {
     #[test]
     fn semver_rules() {
         assert!(api_compatible("0.1.0", "0.1.7"));
+        assert!(api_compatible("0.1.7", "0.1.0"), "either side may be newer");
+        assert!(!api_compatible("0.0.1", "0.0.2"));
         assert!(!api_compatible("0.1.0", "0.2.0"));
         assert!(api_compatible("1.2.0", "1.0.0"));
         assert!(!api_compatible("1.0.0", "2.0.0"));

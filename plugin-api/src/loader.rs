@@ -5,8 +5,10 @@ use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::path::Path;
 
-use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
+use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError};
 use abi_stable::std_types::ROption;
+use abi_stable::StableAbi;
 
 use crate::abi::{FfiHost, FfiStage, StagePluginModRef};
 use crate::convert::{request_to_ffi, result_from_ffi, stage_err_from_ffi};
@@ -74,11 +76,15 @@ fn short_report(full: &str) -> String {
 
 /// Loads a stage plugin library.
 ///
-/// Checks, in order: the library opens and exports a root module; abi_stable's
-/// version and layout checks of the whole root-module type graph; the plugin was
-/// built with `panic = "unwind"`; its manifest parses. Every library is loaded
-/// once and never unloaded (upgrading a plugin needs a host restart); loading two
-/// different files gives two different plugins.
+/// Checks, in order: the library opens and exports a root module; the
+/// `plugin-api` version built into it is compatible with this host's
+/// ([`crate::api_compatible`], either side may be the newer); the layout of the
+/// whole type graph, with the older side's types as the interface (so tables may
+/// have gained fields on either side); the plugin was built with
+/// `panic = "unwind"`; its manifest parses. The manifest's name, version and
+/// `plugin-api` version are the ones built into the library. Every library is
+/// loaded once and never unloaded (upgrading a plugin needs a host restart);
+/// loading two different files gives two different plugins.
 pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
     let shown = path.display().to_string();
     let header = lib_header_from_path(path).map_err(|e| LoadError::Open {
@@ -89,18 +95,24 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
         },
     })?;
     let plugin_version = header.version_strings().version.to_string();
-    let module = header
-        .init_root_module::<StagePluginModRef>()
-        .map_err(|e| {
-            let full = e.to_string();
-            LoadError::Incompatible {
-                path: shown.clone(),
-                host_version: API_VERSION.to_string(),
-                plugin_version: plugin_version.clone(),
-                detail: short_report(&full),
-                full_report: full,
-            }
-        })?;
+    let incompatible = |detail: String, full_report: String| LoadError::Incompatible {
+        path: shown.clone(),
+        host_version: API_VERSION.to_string(),
+        plugin_version: plugin_version.clone(),
+        detail,
+        full_report,
+    };
+    if !crate::api_compatible(API_VERSION, &plugin_version) {
+        return Err(incompatible(
+            "a different major version (for 0.x, minor version); rebuild the plugin against the host's"
+                .into(),
+            String::new(),
+        ));
+    }
+    check_layout(header, &plugin_version).map_err(|(short, full)| incompatible(short, full))?;
+    // SAFETY: the layout of the root module's whole type graph was checked above.
+    let module = unsafe { header.unchecked_layout::<StagePluginModRef>() }
+        .map_err(|e| incompatible(e.to_string(), String::new()))?;
     if !module.panic_unwind() {
         return Err(LoadError::PanicAbort { path: shown });
     }
@@ -110,21 +122,39 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
             path: shown.clone(),
             detail: e.detail.into_string(),
         })?;
-    let manifest: Manifest =
+    let mut manifest: Manifest =
         serde_json::from_str(&manifest_json).map_err(|e| LoadError::Manifest {
             path: shown.clone(),
             detail: e.to_string(),
         })?;
-    if !crate::api_compatible(API_VERSION, &manifest.api_version) {
-        return Err(LoadError::Incompatible {
-            path: shown,
-            host_version: API_VERSION.to_string(),
-            plugin_version: manifest.api_version,
-            detail: "manifest api_version is not semver-compatible".into(),
-            full_report: String::new(),
-        });
-    }
+    manifest.name = module.name().to_string();
+    manifest.version = module.version().to_string();
+    manifest.api_version = plugin_version;
     Ok(LoadedPlugin { module, manifest })
+}
+
+/// Checks the plugin's root-module layout against the host's, the side built
+/// against the older `plugin-api` being the interface: abi_stable lets the
+/// implementation's prefix tables have more fields than the interface's, never
+/// fewer. Errors are `(short message, full report)`.
+fn check_layout(header: &LibHeader, plugin_version: &str) -> Result<(), (String, String)> {
+    let Some(plugin_layout) = header.layout() else {
+        return Err((
+            "the library was exported without a layout to check".into(),
+            String::new(),
+        ));
+    };
+    let host_layout = <StagePluginModRef as StableAbi>::LAYOUT;
+    let plugin_older = crate::version_key(plugin_version) < crate::version_key(API_VERSION);
+    let (interface, implementation) = if plugin_older {
+        (plugin_layout, host_layout)
+    } else {
+        (host_layout, plugin_layout)
+    };
+    check_layout_compatibility(interface, implementation).map_err(|e| {
+        let side = if plugin_older { "plugin" } else { "host" };
+        (crate::layout_report::summarize(&e, side), e.to_string())
+    })
 }
 
 impl Plugin for LoadedPlugin {

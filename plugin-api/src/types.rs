@@ -350,15 +350,31 @@ pub struct StageKind {
     pub config_schema: serde_json::Value,
 }
 
-/// What a plugin says about itself.
+/// What a plugin says about itself. Built with [`crate::manifest!`] (or
+/// [`Manifest::new`]); for a loaded library, the host takes the name, version and
+/// `plugin-api` version from the build, not from this value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Manifest {
-    /// Plugin name.
+    /// Plugin name (the crate name).
     pub name: String,
-    /// Plugin version.
+    /// Plugin version (the crate version).
     pub version: String,
     /// Version of `plugin-api` the plugin was built against.
+    #[serde(default)]
     pub api_version: String,
     /// Stage kinds provided.
     pub stages: Vec<StageKind>,
+}
+
+impl Manifest {
+    /// A manifest for `stages`, built against this `plugin-api` ([`crate::API_VERSION`]).
+    pub fn new(name: &str, version: &str, stages: Vec<StageKind>) -> Self {
+        Manifest {
+            name: name.into(),
+            version: version.into(),
+            api_version: crate::API_VERSION.into(),
+            stages,
+        }
+    }
 }

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+pub mod skew;
 pub mod timing;
 
 use host_harness::cache::MemoryCache;

@@ -50,24 +50,12 @@ fn incompatible_layout_is_refused_with_both_versions() {
         msg.len()
     );
     assert!(
-        detail.contains("Expected: StagePluginMod") && detail.contains("Found: IncompatibleMod"),
+        detail.contains("host / plugin: type `StagePluginMod` / `IncompatibleMod`"),
         "{detail}"
     );
     assert!(
         full_report.len() > detail.len(),
         "the full report is kept for debugging"
-    );
-}
-
-#[test]
-fn outdated_api_version_is_refused_naming_both_versions() {
-    let err = load_plugin(&plugin_path("old-api-stage")).unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, LoadError::Incompatible { .. }));
-    assert!(
-        msg.contains(&format!("host plugin-api {}", plugin_api::API_VERSION))
-            && msg.contains("plugin plugin-api 0.0.1"),
-        "{msg}"
     );
 }
 

@@ -51,16 +51,11 @@ impl Stage for PanickyStage {
 
 impl Plugin for Panicky {
     fn manifest(&self) -> Manifest {
-        Manifest {
-            name: "panicky".into(),
-            version: "0".into(),
-            api_version: plugin_api::API_VERSION.into(),
-            stages: vec![StageKind {
-                kind: "panicky".into(),
-                component: "x-panicky".into(),
-                config_schema: json!({"type": "object"}),
-            }],
-        }
+        plugin_api::manifest![StageKind {
+            kind: "panicky".into(),
+            component: "x-panicky".into(),
+            config_schema: json!({"type": "object"}),
+        }]
     }
     fn new_stage(&self, _: &str, _: &str, config: &str) -> Result<Box<dyn Stage>, StageError> {
         let v: Value =

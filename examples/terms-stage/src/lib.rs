@@ -164,25 +164,20 @@ impl Stage for TermsStage {
 
 impl Plugin for TermsPlugin {
     fn manifest(&self) -> Manifest {
-        Manifest {
-            name: "terms-stage".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            api_version: plugin_api::API_VERSION.into(),
-            stages: vec![StageKind {
-                kind: KIND.into(),
-                component: COMPONENT.into(),
-                config_schema: json!({
-                    "$schema": "https://json-schema.org/draft/2020-12/schema",
-                    "type": "object",
-                    "properties": {
-                        "text": {"type": "string", "minLength": 1, "description": "Terms shown to the person."},
-                        "version": {"type": "string", "description": "Version label recorded on acceptance."}
-                    },
-                    "required": ["text", "version"],
-                    "additionalProperties": false
-                }),
-            }],
-        }
+        plugin_api::manifest![StageKind {
+            kind: KIND.into(),
+            component: COMPONENT.into(),
+            config_schema: json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string", "minLength": 1, "description": "Terms shown to the person."},
+                    "version": {"type": "string", "description": "Version label recorded on acceptance."}
+                },
+                "required": ["text", "version"],
+                "additionalProperties": false
+            }),
+        }]
     }
 
     fn new_stage(
