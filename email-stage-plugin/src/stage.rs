@@ -458,6 +458,7 @@ mod tests {
             email: "jane@example.com".into(),
             is_active: false,
             locale: String::new(),
+            attributes: Default::default(),
         }
     }
 

@@ -241,6 +241,7 @@ mod tests {
             email: "jane@example.com".into(),
             is_active: true,
             locale: String::new(),
+            attributes: Default::default(),
         }
     }
 

@@ -74,6 +74,10 @@ host_services! {
     #[sabi(last_prefix_field)]
     prefix fn flow_state_set(key: &str => RStr<'_>, value: &str => RStr<'_>)
         -> Result<(), HostError> => RResult<(), FfiError>;
+    /// The host's product name and version (`host-harness 0.1.0`), for a plugin's
+    /// diagnostics. Appended in 0.3.1: from a host built against 0.3.0 a plugin
+    /// gets [`HostError::Unsupported`].
+    appended fn host_info() -> Result<String, HostError> => RResult<RString, FfiError>;
 }
 
 /// Longest flow-state key, in bytes.

@@ -211,6 +211,10 @@ impl Host for FakeHost {
         }
         Ok(())
     }
+    fn host_info(&self) -> Result<String, HostError> {
+        self.check("host_info")?;
+        Ok(format!("plugin-api FakeHost {}", crate::API_VERSION))
+    }
     fn rate_limit(
         &self,
         key: &str,

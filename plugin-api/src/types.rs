@@ -26,6 +26,10 @@ pub struct User {
     /// Preferred locale (`attributes.settings.locale` in authentik); empty for the server default.
     #[serde(default)]
     pub locale: String,
+    /// Free-form attributes (authentik's `User.attributes`), for policies and
+    /// stages that read them; empty when the host keeps none. Added in 0.3.1.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
 fn yes() -> bool {

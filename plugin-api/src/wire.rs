@@ -279,6 +279,15 @@ impl ValWire<ROption<RString>> for Option<String> {
     }
 }
 
+impl ValWire<RString> for String {
+    fn to_wire(self) -> Result<RString, HostError> {
+        Ok(self.into())
+    }
+    fn from_wire(v: RString) -> Result<Self, HostError> {
+        Ok(v.into_string())
+    }
+}
+
 impl ValWire<FfiRateLimit> for RateLimit {
     fn to_wire(self) -> Result<FfiRateLimit, HostError> {
         Ok(match self {

@@ -300,6 +300,9 @@ impl Host for RequestHost<'_> {
             .and_then(Value::as_str)
             .map(str::to_string))
     }
+    fn host_info(&self) -> Result<String, HostError> {
+        Ok(concat!("host-harness ", env!("CARGO_PKG_VERSION")).to_string())
+    }
     fn flow_state_set(&self, key: &str, value: &str) -> Result<(), HostError> {
         let state = self.flow_state();
         let after = state.len() + usize::from(!state.contains_key(key));

@@ -65,6 +65,7 @@ impl Store for MemoryStore {
             email: n.email.clone(),
             is_active: n.is_active,
             locale: String::new(),
+            attributes: Default::default(),
         };
         m.users.push((user.clone(), n.password_hash.clone()));
         Ok(user)

@@ -97,6 +97,7 @@ fn row_user(r: &Row) -> Result<User, StoreError> {
         email: col(r, 3)?,
         is_active: col(r, 4)?,
         locale: col(r, 5)?,
+        attributes: Default::default(),
     })
 }
 

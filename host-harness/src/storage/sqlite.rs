@@ -29,6 +29,7 @@ fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         email: r.get(3)?,
         is_active: r.get(4)?,
         locale: r.get(5)?,
+        attributes: Default::default(),
     })
 }
 
@@ -166,6 +167,7 @@ impl Store for SqliteStore {
             email: n.email.clone(),
             is_active: n.is_active,
             locale: String::new(),
+            attributes: Default::default(),
         })
     }
     fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
