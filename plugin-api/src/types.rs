@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A user record as the host stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct User {
     /// Primary key. `None` for a placeholder user that is not persisted
     /// (authentik's "pretend user exists" identification).
@@ -55,7 +55,7 @@ impl User {
 /// The host stores it together with a snapshot of the *current* plan of the flow the
 /// hook runs in. When `confirm_header` is set, the snapshot starts with a confirmation
 /// step showing that header; the token is consumed only when the person confirms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewFlowToken {
     /// SHA-256 of the key (lowercase hex), see [`crate::token::hash_key`]. The key itself
     /// is never given to the host.
@@ -82,7 +82,7 @@ pub struct NewFlowToken {
 }
 
 /// A stored flow token as the host reports it: never the key, never its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FlowToken {
     /// Unique identifier given at creation.
     pub identifier: String,
@@ -112,7 +112,7 @@ pub enum RateLimit {
 }
 
 /// How the host should deliver a mail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MailRoute {
     /// The host's global SMTP settings (authentik's `use_global_settings`).
@@ -122,7 +122,7 @@ pub enum MailRoute {
 }
 
 /// SMTP connection settings of a stage.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SmtpSettings {
     /// Server host name or address.
     pub host: String,
@@ -158,7 +158,7 @@ impl std::fmt::Debug for SmtpSettings {
 }
 
 /// A composed mail handed to the host for delivery outside the request.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OutgoingMail {
     /// The `Message-ID` header value, `<…@…>`; also the idempotency key.
     pub message_id: String,
@@ -344,7 +344,7 @@ impl StageRequest<'_> {
 }
 
 /// Description of one stage kind a plugin provides.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StageKind {
     /// Kind name used in host configuration (`email`).
     pub kind: String,
@@ -357,7 +357,7 @@ pub struct StageKind {
 /// What a plugin says about itself. Built with [`crate::manifest!`] (or
 /// [`Manifest::new`]); for a loaded library, the host takes the name, version and
 /// `plugin-api` version from the build, not from this value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct Manifest {
     /// Plugin name (the crate name).
