@@ -95,11 +95,30 @@
 //!
 //! # Evolution
 //!
-//! The function tables are abi_stable *prefix types*: new hooks and host services are
-//! appended, never changed. abi_stable refuses a plugin whose tables have fewer
-//! fields than the host's, so an appended field is a minor version (0.1 → 0.2: the
-//! flow-state services) and plugins are rebuilt; the refusal names both versions.
-//! See [`abi`] for the rules.
+//! A plugin and a host are compatible when their `plugin-api` versions have the
+//! same major version (for 0.x the same minor version), whichever is newer
+//! ([`api_compatible`]). [`load_plugin`] reads the version built into the library,
+//! then checks the layout of every type crossing the boundary with the older
+//! side's types as the reference, and refuses a mismatch naming both versions, or
+//! the type, the path to it and the differing field, once. The rules:
+//!
+//! - **Tables** ([`abi::StagePluginMod`], [`abi::StageVTable`], [`abi::HostVTable`])
+//!   only gain fields, appended after the last one: a patch release of 0.x. A
+//!   host service the host lacks answers [`HostError::Unsupported`]; a hook the
+//!   plugin lacks reads as absent. Changing, reordering or removing a field, or
+//!   changing any other `#[repr(C)]` type in [`abi`], is breaking.
+//! - **JSON types** ([`User`], [`FlowToken`], [`NewFlowToken`], [`OutgoingMail`],
+//!   [`MailRoute`], [`StageKind`], [`Manifest`]): a new field is optional with
+//!   `#[serde(default)]`; unknown fields are ignored by both sides (no
+//!   `deny_unknown_fields`); renaming, removing or retyping a field, or adding a
+//!   required one, is breaking. Each type's JSON Schema is snapshotted in
+//!   `plugin-api/contract/` and compared by `tests/json_contract.rs`.
+//! - **Breaking** changes take a new minor version of 0.x (a major one from 1.0)
+//!   and plugins are rebuilt.
+//!
+//! `tests/tests/skew.rs` in the repository proves both directions with real
+//! libraries built against a frozen copy of 0.3.0. 0.3.1 appended
+//! [`Host::host_info`] and `User::attributes`.
 
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]

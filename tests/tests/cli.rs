@@ -134,6 +134,61 @@ fn check_ok(extra: &[&str], cfg: &std::path::Path) -> String {
     stderr
 }
 
+/// `inspect` prints the digest to pin; `check` warns about an unpinned plugin,
+/// passes the pinned build, and refuses it once the file changed, naming both
+/// digests, before loading it.
+#[test]
+fn a_pinned_plugin_whose_file_changed_is_refused_with_both_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir
+        .path()
+        .join(plugin_path("email-stage-plugin").file_name().unwrap());
+    std::fs::copy(plugin_path("email-stage-plugin"), &lib).unwrap();
+    let out = Command::new(host_harness_bin())
+        .arg("inspect")
+        .arg(&lib)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let digest = shown["sha256"].as_str().unwrap().to_string();
+    assert_eq!(digest.len(), 64);
+
+    let flows = include_str!("../../host-harness/flows.toml");
+    let cfg = dir.path().join("host.toml");
+    let write = |pin: &str| {
+        let text = format!(
+            "[[plugins]]\npath = \"{}\"\n{pin}\n\n{flows}",
+            lib.display()
+        );
+        std::fs::write(&cfg, text).unwrap();
+    };
+    write("");
+    assert!(check_ok(&[], &cfg).contains("is not pinned"));
+    write(&format!("sha256 = \"{digest}\""));
+    assert!(!check_ok(&[], &cfg).contains("is not pinned"));
+
+    // The file changes (one byte appended: still a loadable library).
+    let mut bytes = std::fs::read(&lib).unwrap();
+    bytes.push(0);
+    std::fs::write(&lib, &bytes).unwrap();
+    let out = Command::new(host_harness_bin())
+        .arg("check")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("is not the pinned build"), "{stderr}");
+    assert!(stderr.contains(&digest), "{stderr}");
+    let now = host_harness::config::pin::sha256_file(&lib).unwrap();
+    assert!(stderr.contains(&now), "{stderr}");
+}
+
 fn config_in(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     let flows = include_str!("../../host-harness/flows.toml");
     let path = dir.join("host.toml");

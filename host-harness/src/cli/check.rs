@@ -13,6 +13,11 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     config::validate(&cfg, &plugins)
         .with_context(|| format!("{} is not usable", path.display()))?;
     super::warn_if_not_durable(&cfg);
+    for p in cfg.plugins.iter().filter(|p| p.sha256.is_none()) {
+        let path = p.path.display();
+        tracing::warn!(target: "config", plugin = %path, "plugin is not pinned: any file at this path is loaded");
+        eprintln!("warning: plugin {path} is not pinned: add sha256 = \"…\" (host-harness inspect prints it)");
+    }
     println!(
         "{}: {} plugins, {} stages, {} flows: ok",
         path.display(),

@@ -5,11 +5,16 @@ use std::path::Path;
 use anyhow::Context;
 use plugin_api::Plugin;
 
-/// Prints the manifest; with `verbose`, abi_stable's whole report on a mismatch.
+/// Prints the manifest and the file's SHA-256 (what `[[plugins]] sha256` pins);
+/// with `verbose`, abi_stable's whole report on a mismatch.
 pub fn run(path: &Path, verbose: bool) -> anyhow::Result<()> {
+    let sha256 = host_harness::config::pin::sha256_file(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     match plugin_api::load_plugin(path) {
         Ok(p) => {
-            println!("{}", serde_json::to_string_pretty(&p.manifest())?);
+            let mut shown = serde_json::to_value(p.manifest())?;
+            shown["sha256"] = sha256.into();
+            println!("{}", serde_json::to_string_pretty(&shown)?);
             Ok(())
         }
         Err(plugin_api::LoadError::Incompatible { full_report, .. }) if verbose => {

@@ -20,11 +20,15 @@ fn valid_slug(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// Loads the plugin libraries named in `cfg`.
+/// Loads the plugin libraries named in `cfg`, each after its pin is checked
+/// ([`super::pin::check_pin`]).
 pub fn load_plugins(cfg: &HostConfig) -> Result<Vec<Arc<dyn Plugin>>, ConfigError> {
     cfg.plugins
         .iter()
-        .map(|p| Ok(Arc::new(load_plugin(&p.path)?) as Arc<dyn Plugin>))
+        .map(|p| {
+            super::pin::check_pin(p)?;
+            Ok(Arc::new(load_plugin(&p.path)?) as Arc<dyn Plugin>)
+        })
         .collect()
 }
 
@@ -286,6 +290,7 @@ pub fn reference_config(
     cfg.mail = mail;
     cfg.plugins = plugin
         .map(|p| PluginRef {
+            sha256: None,
             path: p.to_path_buf(),
         })
         .into_iter()

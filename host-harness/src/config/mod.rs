@@ -9,6 +9,7 @@
 pub mod assemble;
 pub mod model;
 pub mod open;
+pub mod pin;
 
 pub use assemble::*;
 pub use model::*;

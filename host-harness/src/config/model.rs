@@ -42,6 +42,16 @@ pub enum ConfigError {
     /// A backend could not be opened.
     #[error("backend: {0}")]
     Backend(String),
+    /// A pinned plugin's file is not the pinned build.
+    #[error("plugin {path} is not the pinned build: its sha256 is {actual}, the configuration pins {pinned}")]
+    PinMismatch {
+        /// Library path.
+        path: String,
+        /// Digest in the configuration.
+        pinned: String,
+        /// Digest of the file.
+        actual: String,
+    },
 }
 
 /// SMTP settings in the host configuration (authentik's `email.*`). `Debug` never
@@ -338,6 +348,10 @@ impl LimitsConfig {
 pub struct PluginRef {
     /// Path of the `.so` / `.dylib` / `.dll`.
     pub path: PathBuf,
+    /// SHA-256 of the library file, hex (`host-harness inspect` prints it): when
+    /// set, a file with another digest is refused before it is loaded.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// A stage binding.
