@@ -181,12 +181,6 @@ pub fn api_compatible(host: &str, plugin: &str) -> bool {
     }
 }
 
-/// A version's `(major, minor, patch)` for ordering; unparsable sorts first.
-#[cfg(feature = "host")]
-pub(crate) fn version_key(v: &str) -> (u64, u64, u64) {
-    semver::Version::parse(v).map_or((0, 0, 0), |v| (v.major, v.minor, v.patch))
-}
-
 /// Builds the calling crate's [`Manifest`] from its stage kinds: the name and
 /// version come from the crate's own `Cargo.toml` (`CARGO_PKG_NAME`,
 /// `CARGO_PKG_VERSION`), the `plugin-api` version from [`API_VERSION`].

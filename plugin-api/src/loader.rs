@@ -145,7 +145,9 @@ fn check_layout(header: &LibHeader, plugin_version: &str) -> Result<(), (String,
         ));
     };
     let host_layout = <StagePluginModRef as StableAbi>::LAYOUT;
-    let plugin_older = crate::version_key(plugin_version) < crate::version_key(API_VERSION);
+    // Both parse: `api_compatible` accepted them.
+    let plugin_older =
+        semver::Version::parse(plugin_version).ok() < semver::Version::parse(API_VERSION).ok();
     let (interface, implementation) = if plugin_older {
         (plugin_layout, host_layout)
     } else {

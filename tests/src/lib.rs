@@ -71,30 +71,40 @@ fn built_artifact(package: &str, file_name: &str) -> PathBuf {
     }
     let out = cmd.output().expect("run cargo build");
     assert!(out.status.success(), "cargo build -p {package} failed");
-    let path = String::from_utf8_lossy(&out.stdout)
+    let path = find_artifact(&reported_artifacts(&out.stdout), file_name);
+    map.insert(file_name.to_string(), path.clone());
+    path
+}
+
+/// The files cargo reported building, from `--message-format=json` output.
+pub(crate) fn reported_artifacts(stdout: &[u8]) -> Vec<PathBuf> {
+    String::from_utf8_lossy(stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["reason"] == "compiler-artifact")
         .flat_map(|v| {
             let mut files: Vec<PathBuf> = v["filenames"]
                 .as_array()
-                .cloned()
-                .unwrap_or_default()
                 .into_iter()
+                .flatten()
                 .filter_map(|f| f.as_str().map(PathBuf::from))
                 .collect();
-            if let Some(e) = v["executable"].as_str() {
-                files.push(PathBuf::from(e));
-            }
+            files.extend(v["executable"].as_str().map(PathBuf::from));
             files
         })
+        .collect()
+}
+
+/// The reported file named `file_name`.
+pub(crate) fn find_artifact(artifacts: &[PathBuf], file_name: &str) -> PathBuf {
+    artifacts
+        .iter()
         .find(|f| {
             f.file_name()
                 .is_some_and(|n| n.to_string_lossy() == file_name)
         })
-        .unwrap_or_else(|| panic!("cargo did not report {file_name}"));
-    map.insert(file_name.to_string(), path.clone());
-    path
+        .cloned()
+        .unwrap_or_else(|| panic!("cargo did not report {file_name}"))
 }
 
 /// How the host reaches the email stage.

@@ -47,32 +47,7 @@ fn cargo_build(manifest: &Path, name: &str, locked: bool) -> Vec<PathBuf> {
         "cargo build --manifest-path {} failed",
         manifest.display()
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["reason"] == "compiler-artifact")
-        .flat_map(|v| {
-            let mut files: Vec<PathBuf> = v["filenames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.as_str().map(PathBuf::from))
-                .collect();
-            files.extend(v["executable"].as_str().map(PathBuf::from));
-            files
-        })
-        .collect()
-}
-
-fn find(artifacts: &[PathBuf], file_name: &str) -> PathBuf {
-    artifacts
-        .iter()
-        .find(|f| {
-            f.file_name()
-                .is_some_and(|n| n.to_string_lossy() == file_name)
-        })
-        .cloned()
-        .unwrap_or_else(|| panic!("cargo did not report {file_name}"))
+    crate::reported_artifacts(&out.stdout)
 }
 
 /// The library file cargo builds for `package`.
@@ -101,8 +76,8 @@ pub fn frozen_builds() -> (PathBuf, PathBuf) {
             let artifacts = cargo_build(&repo().join("tests/skew/Cargo.toml"), "frozen", true);
             let host = format!("skew-old-host{}", std::env::consts::EXE_SUFFIX);
             (
-                find(&artifacts, &lib_file("skew-probe")),
-                find(&artifacts, &host),
+                crate::find_artifact(&artifacts, &lib_file("skew-probe")),
+                crate::find_artifact(&artifacts, &host),
             )
         })
         .clone()
@@ -131,7 +106,7 @@ pub fn variant_build(name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
     let toml = toml.replace("../plugin-api-0.3.0", "../plugin-api");
     std::fs::write(&probe_toml, toml).expect("write probe Cargo.toml");
     edit(&root.join("plugin-api"));
-    find(
+    crate::find_artifact(
         &cargo_build(&root.join("Cargo.toml"), name, false),
         &lib_file("skew-probe"),
     )
