@@ -3,15 +3,17 @@
 
 use std::path::PathBuf;
 
+use plugin_api::schemars::JsonSchema;
 use plugin_api::token::MIN_KEY_LEN;
 use plugin_api::{MailRoute, SmtpSettings, StageError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::duration::{self, Duration};
 use crate::templates::BUILTIN_TEMPLATES;
 
 /// Which address the resend rate limit is keyed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "plugin_api::schemars")]
 #[serde(rename_all = "snake_case")]
 pub enum RateLimitKey {
     /// The address the mail actually goes to (the `email` override when set). Default.
@@ -20,8 +22,13 @@ pub enum RateLimitKey {
     PendingUserEmail,
 }
 
-/// The configuration as written by an operator (JSON).
-#[derive(Debug, Clone, Deserialize)]
+// The JSON Schema derived from this type is the manifest's `config_schema`
+// (`schema()`): the host checks types and ranges against it before the plugin is
+// called; `validate` keeps the checks a schema cannot say, each naming its field.
+/// The email stage's configuration as an operator writes it (JSON): authentik's
+/// field names and defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "plugin_api::schemars")]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
     /// Use the host's global SMTP settings and `From` address.
@@ -29,26 +36,31 @@ pub struct RawConfig {
     /// SMTP host.
     pub host: String,
     /// SMTP port.
+    #[schemars(range(min = 1, max = 65535))]
     pub port: i64,
     /// SMTP AUTH user.
     pub username: String,
     /// SMTP AUTH password.
+    #[schemars(extend("writeOnly" = true))]
     pub password: String,
     /// STARTTLS.
     pub use_tls: bool,
     /// Implicit TLS.
     pub use_ssl: bool,
     /// SMTP socket timeout, seconds.
+    #[schemars(range(min = 1))]
     pub timeout: i64,
     /// `From` when not using global settings.
+    #[schemars(extend("format" = "email"), length(max = 254))]
     pub from_address: String,
     /// Sends allowed inside the window.
+    #[schemars(range(min = 1))]
     pub recovery_max_attempts: i64,
-    /// Rate-limit window (duration grammar).
+    /// Rate-limit window. Format: hours=1;minutes=2;seconds=3
     pub recovery_cache_timeout: String,
     /// Activate the user when the link is confirmed.
     pub activate_user_on_success: bool,
-    /// Link validity (duration grammar); one minute is added.
+    /// Link validity; one minute is added. Format: hours=3;minutes=17;seconds=300
     pub token_expiry: String,
     /// Mail subject.
     pub subject: String,
@@ -57,6 +69,7 @@ pub struct RawConfig {
     /// Directory of custom templates (authentik's template `DIRS`).
     pub custom_templates_dir: Option<String>,
     /// Length of the token key over `[A-Za-z0-9]` (authentik's `default_token_length`).
+    #[schemars(range(min = MIN_KEY_LEN, max = 255))]
     pub token_length: i64,
     /// Deviation switch: revoke the user's other tokens from this stage on success.
     pub revoke_previous_tokens: bool,
@@ -70,6 +83,7 @@ pub struct RawConfig {
     pub rate_limit_fold_plus_tag: bool,
     /// Hardening: sends allowed per user inside the window, whatever the addresses
     /// (0 = no per-user limit).
+    #[schemars(range(min = 0))]
     pub rate_limit_per_user: i64,
 }
 
@@ -162,7 +176,7 @@ impl Config {
         let raw: RawConfig = if json.trim().is_empty() {
             RawConfig::default()
         } else {
-            serde_json::from_str(json).map_err(|e| StageError::Config(e.to_string()))?
+            plugin_api::config::parse(json)?
         };
         raw.validate()
     }
@@ -288,39 +302,9 @@ impl RawConfig {
     }
 }
 
-/// JSON Schema of the configuration, for the manifest.
+/// JSON Schema of the configuration, for the manifest: derived from [`RawConfig`].
 pub fn schema() -> serde_json::Value {
-    let d = RawConfig::default();
-    serde_json::json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "use_global_settings": {"type": "boolean", "default": d.use_global_settings},
-            "host": {"type": "string", "default": d.host},
-            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": d.port},
-            "username": {"type": "string", "default": ""},
-            "password": {"type": "string", "default": "", "writeOnly": true},
-            "use_tls": {"type": "boolean", "default": false},
-            "use_ssl": {"type": "boolean", "default": false},
-            "timeout": {"type": "integer", "minimum": 1, "default": d.timeout},
-            "from_address": {"type": "string", "format": "email", "maxLength": 254, "default": d.from_address},
-            "recovery_max_attempts": {"type": "integer", "minimum": 1, "default": d.recovery_max_attempts},
-            "recovery_cache_timeout": {"type": "string", "default": d.recovery_cache_timeout, "description": "Format: hours=1;minutes=2;seconds=3"},
-            "activate_user_on_success": {"type": "boolean", "default": false},
-            "token_expiry": {"type": "string", "default": d.token_expiry, "description": "Format: hours=3;minutes=17;seconds=300"},
-            "subject": {"type": "string", "default": d.subject},
-            "template": {"type": "string", "default": d.template},
-            "custom_templates_dir": {"type": ["string", "null"], "default": null},
-            "token_length": {"type": "integer", "minimum": MIN_KEY_LEN, "maximum": 255, "default": d.token_length},
-            "revoke_previous_tokens": {"type": "boolean", "default": true},
-            "rate_limit_initial_send": {"type": "boolean", "default": true},
-            "rate_limit_key": {"enum": ["recipient", "pending_user_email"], "default": "recipient"},
-            "restore_any_stage": {"type": "boolean", "default": false},
-            "rate_limit_fold_plus_tag": {"type": "boolean", "default": true},
-            "rate_limit_per_user": {"type": "integer", "minimum": 0, "default": d.rate_limit_per_user}
-        }
-    })
+    plugin_api::config::schema::<RawConfig>()
 }
 
 #[cfg(test)]
@@ -390,10 +374,25 @@ mod tests {
     }
 
     #[test]
-    fn schema_lists_every_field() {
+    fn schema_is_derived_with_every_default_and_range() {
         let s = schema();
         let props = s["properties"].as_object().unwrap();
-        let raw = serde_json::to_value(props.keys().collect::<Vec<_>>()).unwrap();
-        assert_eq!(props.len(), 23, "{raw}");
+        let defaults = serde_json::to_value(RawConfig::default()).unwrap();
+        let defaults = defaults.as_object().unwrap();
+        assert_eq!(props.len(), defaults.len());
+        for (field, value) in defaults {
+            assert_eq!(props[field]["default"], *value, "{field}");
+        }
+        assert_eq!(props["port"]["minimum"], 1);
+        assert_eq!(props["port"]["maximum"], 65535);
+        assert_eq!(props["token_length"]["minimum"], MIN_KEY_LEN);
+        assert_eq!(props["password"]["writeOnly"], true);
+        assert_eq!(props["from_address"]["maxLength"], 254);
+        assert!(props["token_expiry"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("hours=3;minutes=17"));
+        assert_eq!(s["additionalProperties"], false);
+        assert!(s.get("required").is_none(), "every field has a default");
     }
 }

@@ -88,6 +88,10 @@ enum Command {
         /// Print abi_stable's full layout report on incompatibility.
         #[arg(long)]
         verbose: bool,
+        /// Print only the configuration schema of each stage kind, as
+        /// `{"<kind>": <JSON Schema>}`.
+        #[arg(long)]
+        schema: bool,
     },
 }
 
@@ -140,6 +144,10 @@ fn main() -> anyhow::Result<()> {
             stage,
             from,
         } => cli::test_email::run(&config, &to, stage.as_deref(), from),
-        Command::Inspect { path, verbose } => cli::inspect::run(&path, verbose),
+        Command::Inspect {
+            path,
+            verbose,
+            schema,
+        } => cli::inspect::run(&path, verbose, schema),
     }
 }

@@ -11,9 +11,11 @@
 //!    the `plugin-api` version the plugin was built against; a mismatch is refused
 //!    with [`LoadError::Incompatible`] naming both versions. A plugin built with
 //!    `panic = "abort"` is refused too. Libraries are never unloaded.
-//! 2. **One stage per binding.** [`Plugin::new_stage`] validates a stage
-//!    configuration (JSON) and returns a [`Stage`], or a [`StageError::Config`]
-//!    that says which field is wrong.
+//! 2. **One stage per binding.** The host first checks a stage's configuration
+//!    (JSON) against the schema its kind declares ([`StageKind::config_schema`],
+//!    derived from the plugin's config type: see [`config`]); then
+//!    [`Plugin::new_stage`] checks what a schema cannot say and returns a
+//!    [`Stage`], or a [`StageError::Config`] that says which field is wrong.
 //! 3. **One host handle per call.** For every request the host calls a hook
 //!    ([`Stage::get`], [`Stage::challenge_invalid`], [`Stage::restore`]) with a
 //!    [`StageRequest`] and a borrowed [`Host`]: users, flow tokens, cache with an
@@ -125,6 +127,7 @@
 
 pub mod abi;
 pub mod address;
+pub mod config;
 #[cfg_attr(not(all(feature = "host", feature = "guest")), allow(dead_code))]
 mod convert;
 mod error;
@@ -155,6 +158,10 @@ pub use host::{
 #[cfg(feature = "host")]
 pub use loader::{load_plugin, LoadedPlugin};
 pub use logging::emit_to_host_tracing;
+/// The `schemars` this crate is built with: derive a config type's
+/// [`schemars::JsonSchema`] through it (`#[schemars(crate = "plugin_api::schemars")]`),
+/// see [`config`].
+pub use schemars;
 /// The `serde_json` this crate is built with: its `Value` is in the traits.
 pub use serde_json;
 pub use stage::{Plugin, Stage};

@@ -189,6 +189,46 @@ fn a_pinned_plugin_whose_file_changed_is_refused_with_both_digests() {
     assert!(stderr.contains(&now), "{stderr}");
 }
 
+/// `check` refuses a stage configuration that breaks the schema the plugin
+/// library declares, naming the stage and the JSON path; `inspect --schema` prints
+/// that schema.
+#[test]
+fn a_stage_config_against_its_schema_is_refused_by_check_with_stage_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_in(dir.path(), "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let bad = text.replacen(
+        "config = { use_global_settings = true, template",
+        "config = { use_global_settings = true, token_length = \"60\", template",
+        1,
+    );
+    assert_ne!(bad, text, "flows.toml has the email stage this test edits");
+    std::fs::write(&cfg, bad).unwrap();
+    let out = Command::new(host_harness_bin())
+        .arg("check")
+        .arg(&cfg)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("stage 'enroll-verify-email': configuration at $.token_length: value is not of type \"integer\""),
+        "{stderr}"
+    );
+
+    let out = Command::new(host_harness_bin())
+        .args(["inspect", "--schema"])
+        .arg(plugin_path("email-stage-plugin"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let schemas: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let email = &schemas["email"];
+    assert_eq!(email["properties"]["token_length"]["type"], "integer");
+    assert_eq!(email["additionalProperties"], false);
+}
+
 fn config_in(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     let flows = include_str!("../../host-harness/flows.toml");
     let path = dir.join("host.toml");

@@ -20,10 +20,12 @@
 
 #![deny(missing_docs)]
 
+use plugin_api::schemars::JsonSchema;
 use plugin_api::{
     export_plugin, FlowToken, HookResult, Host, Manifest, Message, Outcome, Plugin, Stage,
     StageError, StageKind, StageRequest,
 };
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Stage kind name used in host configuration.
@@ -41,48 +43,30 @@ pub const SHOWN_KEY: &str = "shown_version";
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TermsPlugin;
 
-/// Validated configuration of a `terms` stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Configuration of a `terms` stage. Its JSON Schema, derived from this type, is
+/// the manifest's `config_schema`: the host checks a stage's configuration against
+/// it before [`Plugin::new_stage`] is called.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(crate = "plugin_api::schemars")]
+#[serde(deny_unknown_fields)]
 pub struct TermsConfig {
-    /// The terms shown to the person; never empty.
+    /// Terms shown to the person; never blank.
+    #[schemars(length(min = 1))]
     pub text: String,
-    /// Version label of the terms, recorded on acceptance.
+    /// Version label recorded on acceptance.
     pub version: String,
 }
 
 impl TermsConfig {
-    /// Parses and validates a configuration JSON object.
-    ///
-    /// Both `text` (non-empty) and `version` are required strings; any other field is
-    /// refused. Errors are [`StageError::Config`] naming the offending field.
+    /// Parses and validates a configuration JSON object: both fields are required
+    /// strings, `text` not blank, no other field. Errors are [`StageError::Config`]
+    /// naming the field.
     pub fn parse(config_json: &str) -> Result<Self, StageError> {
-        let value: Value = serde_json::from_str(config_json)
-            .map_err(|e| StageError::Config(format!("configuration is not valid JSON: {e}")))?;
-        let Value::Object(map) = value else {
-            return Err(StageError::Config(
-                "configuration must be a JSON object".into(),
-            ));
-        };
-        if let Some(unknown) = map.keys().find(|k| *k != "text" && *k != "version") {
-            return Err(StageError::Config(format!(
-                "unknown field `{unknown}`, expected `text` or `version`"
-            )));
+        let config: Self = plugin_api::config::parse(config_json)?;
+        if config.text.trim().is_empty() {
+            return Err(StageError::Config("text: must not be blank".into()));
         }
-        let field = |name: &str| -> Result<String, StageError> {
-            match map.get(name) {
-                None => Err(StageError::Config(format!("missing field `{name}`"))),
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(_) => Err(StageError::Config(format!(
-                    "field `{name}` must be a string"
-                ))),
-            }
-        };
-        let text = field("text")?;
-        if text.trim().is_empty() {
-            return Err(StageError::Config("field `text` must not be empty".into()));
-        }
-        let version = field("version")?;
-        Ok(Self { text, version })
+        Ok(config)
     }
 }
 
@@ -167,16 +151,7 @@ impl Plugin for TermsPlugin {
         plugin_api::manifest![StageKind {
             kind: KIND.into(),
             component: COMPONENT.into(),
-            config_schema: json!({
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string", "minLength": 1, "description": "Terms shown to the person."},
-                    "version": {"type": "string", "description": "Version label recorded on acceptance."}
-                },
-                "required": ["text", "version"],
-                "additionalProperties": false
-            }),
+            config_schema: plugin_api::config::schema::<TermsConfig>(),
         }]
     }
 
@@ -338,23 +313,23 @@ mod tests {
             (r#"{"version": "v1"}"#, "missing field `text`"),
             (r#"{"text": "x"}"#, "missing field `version`"),
             (
-                r#"{"text": "", "version": "v1"}"#,
-                "field `text` must not be empty",
+                r#"{"text": " ", "version": "v1"}"#,
+                "text: must not be blank",
             ),
             (
                 r#"{"text": 3, "version": "v1"}"#,
-                "field `text` must be a string",
+                "text: invalid type: integer `3`, expected a string",
             ),
             (
                 r#"{"text": "x", "version": 1}"#,
-                "field `version` must be a string",
+                "version: invalid type: integer `1`, expected a string",
             ),
             (
                 r#"{"text": "x", "version": "v1", "extra": 1}"#,
                 "unknown field `extra`",
             ),
-            ("[]", "configuration must be a JSON object"),
-            ("{", "configuration is not valid JSON"),
+            ("[]", "expected struct TermsConfig"),
+            ("{", "EOF while parsing an object"),
         ];
         for (config, want) in cases {
             match TermsPlugin.new_stage(KIND, "s", config) {

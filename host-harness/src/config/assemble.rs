@@ -32,8 +32,9 @@ pub fn load_plugins(cfg: &HostConfig) -> Result<Vec<Arc<dyn Plugin>>, ConfigErro
         .collect()
 }
 
-/// Builds one stage binding: a built-in stage, or a plugin's (the plugin validates
-/// its configuration).
+/// Builds one stage binding: a built-in stage, or a plugin's. A plugin's stage
+/// configuration is checked against its kind's schema ([`super::schema`]) before the
+/// plugin sees it; the plugin then checks what a schema cannot say.
 fn build_binding(def: &StageDef, plugins: &[Arc<dyn Plugin>]) -> Result<Binding, ConfigError> {
     let stage_err = |error| ConfigError::Stage {
         stage: def.name.clone(),
@@ -44,12 +45,10 @@ fn build_binding(def: &StageDef, plugins: &[Arc<dyn Plugin>]) -> Result<Binding,
     } else {
         let provider = plugins.iter().find_map(|p| {
             let m = p.manifest();
-            m.stages
-                .iter()
-                .any(|k| k.kind == def.kind)
-                .then_some((p, m.name))
+            let kind = m.stages.into_iter().find(|k| k.kind == def.kind)?;
+            Some((p, m.name, kind))
         });
-        let Some((plugin, namespace)) = provider else {
+        let Some((plugin, namespace, kind)) = provider else {
             return Err(ConfigError::Invalid(format!(
                 "stage '{}': kind '{}' is neither built in ({}) nor provided by a loaded plugin",
                 def.name,
@@ -57,13 +56,15 @@ fn build_binding(def: &StageDef, plugins: &[Arc<dyn Plugin>]) -> Result<Binding,
                 KINDS.join(", ")
             )));
         };
+        let empty = serde_json::Value::Object(Default::default());
         let config = if def.config.is_null() {
-            "{}".to_string()
+            &empty
         } else {
-            def.config.to_string()
+            &def.config
         };
+        super::schema::check_stage_config(&def.name, &namespace, &kind, config)?;
         let stage = plugin
-            .new_stage(&def.kind, &def.name, &config)
+            .new_stage(&def.kind, &def.name, &config.to_string())
             .map_err(stage_err)?;
         StageImpl::Plugin { stage, namespace }
     };

@@ -39,6 +39,29 @@ pub enum ConfigError {
         /// The plugin's or built-in stage's error.
         error: plugin_api::StageError,
     },
+    /// A stage configuration does not match its kind's schema; the plugin was not
+    /// called.
+    #[error("stage '{stage}': configuration at {path}: {reason}")]
+    Schema {
+        /// Binding name.
+        stage: String,
+        /// JSON path of the first value refused (`$.port`).
+        path: String,
+        /// What the schema requires there (the value itself is not repeated).
+        reason: String,
+    },
+    /// A plugin declares a config schema that is not a usable JSON Schema.
+    #[error(
+        "plugin '{plugin}' declares an unusable config schema for stage kind '{kind}': {reason}"
+    )]
+    PluginSchema {
+        /// Plugin name.
+        plugin: String,
+        /// Stage kind.
+        kind: String,
+        /// Why the validator refused it.
+        reason: String,
+    },
     /// A backend could not be opened.
     #[error("backend: {0}")]
     Backend(String),
