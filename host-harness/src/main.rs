@@ -52,6 +52,19 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Lists, shows, retries and purges queued mail in a host's storage (works while
+    /// it serves). Nothing printed holds a message body, link or SMTP setting.
+    Outbox {
+        /// Storage URL (`sqlite://<path>` or `postgres://…`); default: the one `serve`
+        /// uses without --config.
+        #[arg(long, global = true, default_value = "sqlite://serve-out/host.db")]
+        database: String,
+        /// PostgreSQL schema (the configuration's `database_schema`).
+        #[arg(long, global = true)]
+        database_schema: Option<String>,
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Runs the mail delivery workers over a configuration's outbox.
     Deliver {
         /// Configuration file (TOML).
@@ -123,6 +136,46 @@ pub(crate) enum UsersCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub(crate) enum OutboxCommand {
+    /// Prints entries as JSON lines, newest first.
+    List {
+        /// Only entries in this state: queued, retrying, sending, sent, dead.
+        #[arg(long)]
+        state: Option<host_harness::storage::admin::EntryState>,
+        /// Only mail to this address (ASCII case ignored).
+        #[arg(long, value_name = "ADDR")]
+        to: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Prints one entry as JSON.
+    Show {
+        /// Entry id (from `list`).
+        id: i64,
+    },
+    /// Puts a dead or waiting entry (or every dead one) back in the queue, due now,
+    /// with a fresh retry budget.
+    Retry {
+        /// Entry id (from `list`).
+        #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
+        id: Option<i64>,
+        /// Every dead entry.
+        #[arg(long)]
+        all_dead: bool,
+    },
+    /// Deletes dead entries queued longer ago than --older-than.
+    Purge {
+        /// Dead entries (the only kind purged; required to say so).
+        #[arg(long, required = true)]
+        dead: bool,
+        /// Age, such as 30d, 12h or 90m.
+        #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
@@ -136,6 +189,11 @@ fn main() -> anyhow::Result<()> {
         Command::Demo { out, plugin, smtp } => cli::demo::run(&out, plugin, smtp.as_deref()),
         Command::Serve(args) => cli::serve::run(args),
         Command::Users { database, command } => cli::users::run(&database, command),
+        Command::Outbox {
+            database,
+            database_schema,
+            command,
+        } => cli::outbox::run(&database, database_schema.as_deref(), command),
         Command::Deliver { config, until_idle } => cli::deliver::run(&config, until_idle),
         Command::Check { config } => cli::check::run(&config),
         Command::TestEmail {

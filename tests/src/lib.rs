@@ -335,6 +335,56 @@ pub fn smtp_mail(host: &str, port: u16) -> MailConfig {
     }
 }
 
+/// A `host-harness serve` process on a loopback port, killed when dropped.
+pub struct Served {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl Served {
+    /// `host-harness serve --listen 127.0.0.1:<port> <args…>`, once `GET /` answers
+    /// (panics after 30 s).
+    pub fn start<S: AsRef<std::ffi::OsStr>>(port: u16, args: &[S]) -> Self {
+        let child = Command::new(host_harness_bin())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start serve");
+        let served = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while ureq::get(&format!("{}/", served.base)).call().is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve on {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        served
+    }
+
+    /// `serve --config <config>`.
+    pub fn with_config(config: &Path, port: u16) -> Self {
+        Self::start(
+            port,
+            &[std::ffi::OsStr::new("--config"), config.as_os_str()],
+        )
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

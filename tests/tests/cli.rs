@@ -2,21 +2,12 @@
 //! `host-harness users` are seen at once by `host-harness serve`.
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e_tests::{free_port, host_harness_bin, plugin_path};
+use e2e_tests::{free_port, host_harness_bin, plugin_path, Served};
 use host_harness::mail::maildir;
 use host_harness::storage::Store;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn users_created_on_the_command_line_are_used_by_the_running_server() {
@@ -25,24 +16,16 @@ fn users_created_on_the_command_line_are_used_by_the_running_server() {
     let db = format!("sqlite://{}", data.join("host.db").display());
     let port = free_port();
     let bin = host_harness_bin();
-    let _server = Killed(
-        Command::new(&bin)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(&data)
-            .arg("--plugin")
-            .arg(plugin_path("email-stage-plugin"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let server = Served::start(
+        port,
+        &[
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--plugin".as_ref(),
+            plugin_path("email-stage-plugin").as_os_str(),
+        ],
     );
-    let base = format!("http://127.0.0.1:{port}");
     let agent = ureq::AgentBuilder::new().build();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while agent.get(&format!("{base}/")).call().is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 
     let mut create = Command::new(&bin)
         .args([
@@ -99,7 +82,7 @@ fn users_created_on_the_command_line_are_used_by_the_running_server() {
     assert!(!bad.status.success());
 
     // The running server finds the new user: recovery mails it.
-    let api = format!("{base}/api/v3/flows/executor/recover/?query=");
+    let api = format!("{}/api/v3/flows/executor/recover/?query=", server.base);
     agent.get(&api).call().unwrap();
     let v: serde_json::Value = agent
         .post(&api)
@@ -292,30 +275,8 @@ fn check_opens_nothing_creates_nothing_and_sends_nothing() {
     assert_eq!(store.outbox_counts().unwrap().pending, 1);
 }
 
-fn serve(cfg: &std::path::Path, port: u16) -> Killed {
-    let server = Killed(
-        Command::new(host_harness_bin())
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--config",
-            ])
-            .arg(cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ureq::get(&format!("http://127.0.0.1:{port}/"))
-        .call()
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
+fn serve(cfg: &std::path::Path, port: u16) -> Served {
+    Served::with_config(cfg, port)
 }
 
 #[test]
@@ -376,25 +337,17 @@ fn a_configuration_without_database_keeps_users_across_a_restart() {
 fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = Command::new(host_harness_bin())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(dir.path().join("data"))
-        .arg("--plugin")
-        .arg(plugin_path("email-stage-plugin"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let agent = ureq::AgentBuilder::new().build();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while agent
-        .get(&format!("http://127.0.0.1:{port}/"))
-        .call()
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let data = dir.path().join("data");
+    let mut served = Served::start(
+        port,
+        &[
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--plugin".as_ref(),
+            plugin_path("email-stage-plugin").as_os_str(),
+        ],
+    );
+    let child = &mut served.child;
     let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -2,29 +2,14 @@
 //! balancer, sharing PostgreSQL and Redis, or PostgreSQL alone (its cache and
 //! limiter then live in PostgreSQL too).
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use e2e_tests::{
-    free_port, host_harness_bin, plugin_path, postgres_url, redis_url, unique_name, SmtpSink,
-};
+use e2e_tests::{free_port, plugin_path, postgres_url, redis_url, unique_name, Served, SmtpSink};
 use host_harness::flow::executor_url;
 use serde_json::{json, Value};
 
 const MAX_ATTEMPTS: usize = 3;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Where the hosts keep their cache: `None` for the database itself.
 fn config(
@@ -63,29 +48,11 @@ fn config(
     path
 }
 
-fn serve(config: &std::path::Path, port: u16) -> Server {
-    let child = Command::new(host_harness_bin())
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ureq::get(&format!("{base}/")).call().is_err() {
-        assert!(Instant::now() < deadline, "server on {port} did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server { child, base }
+fn serve(config: &std::path::Path, port: u16) -> Served {
+    Served::with_config(config, port)
 }
 
-fn api(s: &Server, q: &str) -> String {
+fn api(s: &Served, q: &str) -> String {
     format!("{}{}", s.base, executor_url("recover", q))
 }
 

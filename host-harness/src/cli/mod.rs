@@ -6,6 +6,7 @@ pub mod check;
 pub mod deliver;
 pub mod demo;
 pub mod inspect;
+pub mod outbox;
 pub mod serve;
 pub mod test_email;
 pub mod users;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::model::{default_cache_pool, is_postgres, ConfigError, HostConfig};
 use crate::cache::{Cache, MemoryCache, PostgresCache, RedisCache};
 use crate::mail::OutboxConfig;
+use crate::storage::admin::OutboxAdmin;
 use crate::storage::{HostStore, MemoryStore, PostgresStore, SqliteStore};
 use crate::system::clock::{Clock, SystemClock};
 use crate::system::entropy::{Entropy, SystemEntropy};
@@ -19,6 +20,32 @@ pub fn open_store_in(url: &str, schema: Option<&str>) -> Result<Arc<dyn HostStor
             .map_err(|e| ConfigError::Backend(format!("{}: {e}", redact_url(url))));
     }
     open_store(url)
+}
+
+/// Opens the outbox of an existing store for administration: `sqlite://<path>` (the
+/// file must exist) or `postgres://…` (in `schema`). `memory://` is refused: that
+/// outbox lives only in the process serving it.
+pub fn open_outbox_admin(
+    url: &str,
+    schema: Option<&str>,
+) -> Result<Arc<dyn OutboxAdmin>, ConfigError> {
+    let backend =
+        |e: crate::storage::StoreError| ConfigError::Backend(format!("{}: {e}", redact_url(url)));
+    if is_postgres(url) {
+        return Ok(Arc::new(PostgresStore::open(url, schema).map_err(backend)?));
+    }
+    match url.strip_prefix("sqlite://").filter(|p| !p.is_empty()) {
+        Some(path) if Path::new(path).is_file() => {
+            Ok(Arc::new(SqliteStore::open(Path::new(path)).map_err(backend)?))
+        }
+        Some(path) => Err(ConfigError::Invalid(format!(
+            "database: {path} does not exist (the store serve uses is created when it starts)"
+        ))),
+        None => Err(ConfigError::Invalid(format!(
+            "database: the outbox of '{}' cannot be administered from another process (use sqlite://<path> or postgres://…)",
+            redact_url(url)
+        ))),
+    }
 }
 
 /// A backend URL fit for a message: a password in the URL, or in a PostgreSQL

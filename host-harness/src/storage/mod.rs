@@ -8,6 +8,7 @@ use plugin_api::{FlowToken, User};
 
 use serde_json::Value;
 
+pub mod admin;
 mod memory;
 mod outbox;
 pub mod pool;

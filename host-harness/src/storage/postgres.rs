@@ -10,6 +10,7 @@ use r2d2::PooledConnection;
 use crate::storage::pool::{self, Manager, Pool};
 use serde_json::Value;
 
+use super::admin::{sql, EntryState, OutboxAdmin, OutboxEntry, Requeue};
 use super::schema::{migrations, Dialect};
 use super::Finish;
 use super::{
@@ -513,6 +514,61 @@ impl SessionStore for PostgresStore {
                  (SELECT key FROM sessions WHERE updated_ms < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
                 &[&before_ms, &(limit as i64)],
             )
+            .map_err(db)
+    }
+}
+
+fn postgres_entry(r: &Row) -> Result<OutboxEntry, StoreError> {
+    Ok(OutboxEntry {
+        id: col(r, 0)?,
+        row_state: col(r, 1)?,
+        attempts: col::<i32>(r, 2)? as u32,
+        created_ms: col(r, 3)?,
+        next_at_ms: col(r, 4)?,
+        last_error: col(r, 5)?,
+        mail: serde_json::from_value(col::<Value>(r, 6)?).map_err(corrupt_outbox)?,
+        size: col::<i32>(r, 7)? as u64,
+    })
+}
+
+impl OutboxAdmin for PostgresStore {
+    fn outbox_entries(
+        &self,
+        state: Option<EntryState>,
+        limit: u64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let statement = sql::postgres(&sql::entries(state));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        (self.conn()?)
+            .query(&statement, &[&limit])
+            .map_err(db)?
+            .iter()
+            .map(postgres_entry)
+            .collect()
+    }
+
+    fn outbox_entry(&self, id: i64) -> Result<Option<OutboxEntry>, StoreError> {
+        let statement = sql::postgres(&sql::entry());
+        (self.conn()?)
+            .query_opt(&statement, &[&id])
+            .map_err(db)?
+            .as_ref()
+            .map(postgres_entry)
+            .transpose()
+    }
+
+    fn outbox_requeue(&self, which: Requeue, now_ms: i64) -> Result<u64, StoreError> {
+        let mut c = self.conn()?;
+        match which {
+            Requeue::One(id) => c.execute(&sql::postgres(&sql::requeue_one()), &[&now_ms, &id]),
+            Requeue::AllDead => c.execute(&sql::postgres(&sql::requeue_dead()), &[&now_ms]),
+        }
+        .map_err(db)
+    }
+
+    fn outbox_purge_dead(&self, before_ms: i64) -> Result<u64, StoreError> {
+        (self.conn()?)
+            .execute(&sql::postgres(sql::PURGE_DEAD), &[&before_ms])
             .map_err(db)
     }
 }

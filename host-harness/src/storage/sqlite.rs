@@ -8,6 +8,7 @@ use plugin_api::{FlowToken, User};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
+use super::admin::{sql, EntryState, OutboxAdmin, OutboxEntry, Requeue};
 use super::schema::{migrations, Dialect};
 use super::Finish;
 use super::{
@@ -486,5 +487,66 @@ impl SessionStore for SqliteStore {
                  (SELECT key FROM sessions WHERE updated_ms < ?1 LIMIT ?2)",
             )?
             .execute(params![before_ms, limit as i64])? as u64)
+    }
+}
+
+/// An entry from a row of [`sql::entries`]'s columns; the inner error is metadata
+/// that does not decode.
+fn sqlite_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxEntry, StoreError>> {
+    let meta: String = r.get(6)?;
+    let mail = match serde_json::from_str(&meta) {
+        Ok(mail) => mail,
+        Err(e) => return Ok(Err(corrupt_outbox(e))),
+    };
+    Ok(Ok(OutboxEntry {
+        id: r.get(0)?,
+        row_state: r.get(1)?,
+        attempts: r.get::<_, i64>(2)? as u32,
+        created_ms: r.get(3)?,
+        next_at_ms: r.get(4)?,
+        last_error: r.get(5)?,
+        mail,
+        size: r.get::<_, i64>(7)? as u64,
+    }))
+}
+
+impl OutboxAdmin for SqliteStore {
+    fn outbox_entries(
+        &self,
+        state: Option<EntryState>,
+        limit: u64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let c = self.conn();
+        let mut stmt = c.prepare_cached(&sql::sqlite(&sql::entries(state)))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map([limit], sqlite_entry)?;
+        rows.map(|r| r?).collect()
+    }
+
+    fn outbox_entry(&self, id: i64) -> Result<Option<OutboxEntry>, StoreError> {
+        let c = self.conn();
+        let mut stmt = c.prepare_cached(&sql::sqlite(&sql::entry()))?;
+        stmt.query_row([id], sqlite_entry).optional()?.transpose()
+    }
+
+    fn outbox_requeue(&self, which: Requeue, now_ms: i64) -> Result<u64, StoreError> {
+        let c = self.conn();
+        let n = match which {
+            Requeue::One(id) => c
+                .prepare_cached(&sql::sqlite(&sql::requeue_one()))?
+                .execute(params![now_ms, id])?,
+            Requeue::AllDead => c
+                .prepare_cached(&sql::sqlite(&sql::requeue_dead()))?
+                .execute(params![now_ms])?,
+        };
+        Ok(n as u64)
+    }
+
+    fn outbox_purge_dead(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let c = self.conn();
+        let n = c
+            .prepare_cached(&sql::sqlite(sql::PURGE_DEAD))?
+            .execute(params![before_ms])?;
+        Ok(n as u64)
     }
 }
