@@ -749,6 +749,9 @@ impl TcpProxy {
         let (up2, open2, target) = (up.clone(), open.clone(), target.to_string());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                // Checked and registered under the lock `cut` takes, so a connection
+                // accepted while the proxy is cut is either refused or reset by it.
+                let mut open = open2.lock().unwrap_or_else(|p| p.into_inner());
                 if !up2.load(std::sync::atomic::Ordering::SeqCst) {
                     let _ = client.shutdown(std::net::Shutdown::Both);
                     continue;
@@ -756,7 +759,6 @@ impl TcpProxy {
                 let Ok(server) = std::net::TcpStream::connect(&target) else {
                     continue;
                 };
-                let mut open = open2.lock().unwrap_or_else(|p| p.into_inner());
                 for s in [&client, &server] {
                     if let Ok(c) = s.try_clone() {
                         open.push(c);
@@ -781,13 +783,9 @@ impl TcpProxy {
 
     /// Resets every connection and refuses new ones.
     pub fn cut(&self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        for s in self
-            .open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
+        for s in open.drain(..) {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }
