@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::cache::Cache;
 use crate::storage::HostStore;
 use crate::system::clock::Clock;
+use crate::system::metrics::metrics;
 
 /// What the sweeps keep and how often they run.
 #[derive(Debug, Clone)]
@@ -73,7 +74,7 @@ pub fn sweep_once(
         }
     };
     let text = |e: crate::storage::StoreError| e.to_string();
-    Swept {
+    let swept = Swept {
         tokens: drain("tokens", &|| {
             store.token_sweep(now_ms, h.batch).map_err(text)
         }),
@@ -90,7 +91,9 @@ pub fn sweep_once(
         cache: drain("cache", &|| {
             cache.sweep(now_ms, h.batch).map_err(|e| e.to_string())
         }),
-    }
+    };
+    metrics().token("expired", swept.tokens);
+    swept
 }
 
 /// The background thread; stops when dropped.

@@ -395,3 +395,42 @@ fn log_lines_can_be_json() {
         "{text}"
     );
 }
+
+/// `serve --metrics-listen` answers `/metrics` and health there; the flow listener
+/// has no `/metrics`.
+#[test]
+fn metrics_are_served_on_their_own_listener_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, monitor) = (free_port(), free_port());
+    let data = dir.path().join("data");
+    let monitor_addr = format!("127.0.0.1:{monitor}");
+    let _served = Served::start(
+        port,
+        &[
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--plugin".as_ref(),
+            plugin_path("email-stage-plugin").as_os_str(),
+            "--metrics-listen".as_ref(),
+            monitor_addr.as_ref(),
+        ],
+    );
+    let public = ureq::get(&format!("http://127.0.0.1:{port}/metrics")).call();
+    assert!(
+        matches!(public, Err(ureq::Error::Status(404, _))),
+        "{public:?}"
+    );
+    let text = ureq::get(&format!("http://{monitor_addr}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        text.contains(
+            "host_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1"
+        ),
+        "{text}"
+    );
+    let ready = ureq::get(&format!("http://{monitor_addr}/-/health/ready/")).call();
+    assert_eq!(ready.unwrap().status(), 200);
+}

@@ -99,6 +99,12 @@ fn a_panic_in_an_in_process_stage_is_access_denied_with_an_event() {
         .as_str()
         .unwrap()
         .contains("deliberate panic in get"));
+    // Counted by plugin and stage (the plugin is named after this crate).
+    let metrics = host_harness::system::metrics::encode();
+    for stage in ["p-get", "p-post"] {
+        let line = format!("host_plugin_panics_total{{plugin=\"e2e-tests\",stage=\"{stage}\"}} 1");
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
 }
 
 /// A generator that fails once switched off.

@@ -15,6 +15,10 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: String,
+    /// Address for `/metrics` and the health endpoints (none unless given; keep it
+    /// off the public side).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// With no --config: folder for the SQLite file and the mail directory.
     #[arg(long, default_value = "serve-out")]
     pub data: PathBuf,
@@ -94,17 +98,48 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     )?;
     let state = host_harness::http::AppState::with_settings(ex, settings);
-    let listen = args.listen;
+    let (listen, metrics_listen) = (args.listen, args.metrics_listen);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = bind(&listen).await?;
+        let monitor = match &metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        // One signal stops both listeners.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            stop_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let metrics = monitor.map(|l| {
+            eprintln!(
+                "metrics and health on http://{}/metrics",
+                metrics_listen.unwrap_or_default()
+            );
+            tokio::spawn(host_harness::http::serve_metrics(
+                l,
+                state.clone(),
+                stopped(stop_rx.clone()),
+            ))
+        });
         eprintln!(
             "serving {} on http://{listen}/ (Ctrl-C or SIGTERM stops)",
             cfg.base_url
         );
-        host_harness::http::serve(listener, state, stop_signal()).await?;
+        host_harness::http::serve(listener, state, stopped(stop_rx)).await?;
+        if let Some(m) = metrics {
+            m.await??;
+        }
         anyhow::Ok(())
     })
+}
+
+async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
 }

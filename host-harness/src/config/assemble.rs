@@ -46,9 +46,9 @@ fn build_binding(def: &StageDef, plugins: &[Arc<dyn Plugin>]) -> Result<Binding,
         let provider = plugins.iter().find_map(|p| {
             let m = p.manifest();
             let kind = m.stages.into_iter().find(|k| k.kind == def.kind)?;
-            Some((p, m.name, kind))
+            Some((p, m.name, m.version, kind))
         });
-        let Some((plugin, namespace, kind)) = provider else {
+        let Some((plugin, namespace, version, kind)) = provider else {
             return Err(ConfigError::Invalid(format!(
                 "stage '{}': kind '{}' is neither built in ({}) nor provided by a loaded plugin",
                 def.name,
@@ -66,7 +66,11 @@ fn build_binding(def: &StageDef, plugins: &[Arc<dyn Plugin>]) -> Result<Binding,
         let stage = plugin
             .new_stage(&def.kind, &def.name, &config.to_string())
             .map_err(stage_err)?;
-        StageImpl::Plugin { stage, namespace }
+        StageImpl::Plugin {
+            stage,
+            namespace,
+            version,
+        }
     };
     Ok(Binding {
         name: def.name.clone(),

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use plugin_api::token::{constant_time_eq, hash_key};
 use plugin_api::{FlowToken, HookResult, Message, Outcome, Stage, StageError, StageRequest};
@@ -18,6 +19,7 @@ use crate::storage::spool::EventSpool;
 use crate::storage::{Event, HostStore};
 use crate::system::clock::Clock;
 use crate::system::entropy::{self, Entropy};
+use crate::system::metrics::{metrics, PanicLabels, StageLabels};
 
 /// Access-denied message when a link's token is gone.
 pub const MSG_LINK_USED: &str = "Link was already used, please request a new link.";
@@ -144,6 +146,8 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 struct PluginCall<'a> {
     stage: &'a dyn Stage,
     namespace: &'a str,
+    version: &'a str,
+    kind: &'a str,
     flow: &'a FlowDef,
     name: &'a str,
     requester: Option<&'a str>,
@@ -157,6 +161,40 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".into())
+}
+
+/// Counts a finished hook call in the process's metrics (a panic also by stage).
+fn record_hook(
+    call: &PluginCall<'_>,
+    hook: &'static str,
+    result: &Result<HookResult, StageError>,
+    took: Duration,
+) {
+    let outcome = match result {
+        Ok(r) => match r.outcome {
+            Outcome::Challenge(_) => "challenge",
+            Outcome::StageOk => "stage_ok",
+            Outcome::StageInvalid(_) => "stage_invalid",
+        },
+        Err(StageError::Panicked(_)) => "panic",
+        Err(_) => "error",
+    };
+    let m = metrics();
+    if outcome == "panic" {
+        m.plugin_panics
+            .get_or_create(&PanicLabels {
+                plugin: call.namespace.to_string(),
+                stage: call.name.to_string(),
+            })
+            .inc();
+    }
+    let stage = StageLabels {
+        plugin: call.namespace.to_string(),
+        plugin_version: call.version.to_string(),
+        stage_kind: call.kind.to_string(),
+        hook,
+    };
+    m.hook(&stage, outcome, took);
 }
 
 /// The redirect target for a finished flow's `next`, as a path on the host's own
@@ -555,7 +593,16 @@ impl Executor {
         let result = match ran {
             Ok(Ok(result)) => result,
             Ok(Err(response)) => return response,
-            Err(panic) => Err(StageError::Panicked(panic_text(&*panic))),
+            Err(panic) => {
+                if let StageImpl::Plugin { namespace, .. } = &binding.imp {
+                    let stage = name.to_string();
+                    let plugin = namespace.clone();
+                    (metrics().plugin_panics)
+                        .get_or_create(&PanicLabels { plugin, stage })
+                        .inc();
+                }
+                Err(StageError::Panicked(panic_text(&*panic)))
+            }
         };
         self.apply(s, flow, query, name, result)
     }
@@ -585,7 +632,11 @@ impl Executor {
                 }
                 Ok(r)
             }
-            StageImpl::Plugin { stage, namespace } => {
+            StageImpl::Plugin {
+                stage,
+                namespace,
+                version,
+            } => {
                 if body.is_some() && binding.invalid_response_action != InvalidResponseAction::Retry
                 {
                     let keep = binding.invalid_response_action
@@ -612,6 +663,8 @@ impl Executor {
                 let call = PluginCall {
                     stage: &**stage,
                     namespace,
+                    version,
+                    kind: &binding.kind,
                     flow,
                     name,
                     requester: s.user_id.as_deref(),
@@ -637,6 +690,7 @@ impl Executor {
             requester,
             query,
             session_key,
+            ..
         } = *call;
         let context_json = serde_json::to_string(&plan.context)
             .map_err(|e| StageError::BadContext(e.to_string()))?;
@@ -664,15 +718,23 @@ impl Executor {
             from_address: &self.from_address,
             state_writes: Default::default(),
         };
-        let mut result = match (body, plan.context.get("is_restored")) {
-            (Some(b), _) => stage.challenge_invalid(&req, b, &host),
+        let (hook, token) = match (body, plan.context.get("is_restored")) {
+            (Some(_), _) => ("challenge_invalid", None),
             (None, Some(t)) => {
                 let token: FlowToken = serde_json::from_value(t.clone())
                     .map_err(|e| StageError::BadContext(format!("is_restored: {e}")))?;
-                stage.restore(&req, &token, &host)
+                ("restore", Some(token))
             }
+            (None, None) => ("get", None),
+        };
+        let started = Instant::now();
+        let result = match (body, &token) {
+            (Some(b), _) => stage.challenge_invalid(&req, b, &host),
+            (None, Some(token)) => stage.restore(&req, token, &host),
             (None, None) => stage.get(&req, &host),
-        }?;
+        };
+        record_hook(call, hook, &result, started.elapsed());
+        let mut result = result?;
         result.context_set.extend(host.flow_state_update());
         Ok(result)
     }

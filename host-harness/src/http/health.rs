@@ -1,16 +1,21 @@
-//! Health endpoints for orchestrators: `GET /-/health/live/` answers while the
+//! What orchestrators and monitoring ask: `GET /-/health/live/` answers while the
 //! process serves; `GET /-/health/ready/` answers 200 only when the store and the
-//! cache answer and every delivery worker runs, else 503 with one reason per line.
-//! Neither touches a session, and neither says more than which part is down.
+//! cache answer and every delivery worker runs, else 503 with one reason per line;
+//! `GET /metrics` gives the process's [`metrics`](mod@crate::system::metrics), with the
+//! outbox and session gauges read at that moment. None touches a session, and none
+//! says more than which part is down.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::flow::Executor;
+use crate::system::metrics::{self, metrics as process_metrics, HttpLabels, RouteLabels};
 
 /// `GET /-/health/live/`.
 pub async fn live() -> Response {
@@ -50,4 +55,73 @@ pub fn not_ready(ex: &Executor) -> Vec<String> {
         ));
     }
     reasons
+}
+
+/// `GET /metrics`: every metric as OpenMetrics text; the outbox and session gauges
+/// are read now (an unreachable store leaves the outbox gauges as last read).
+pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let st2 = st.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        sample_gauges(&st2);
+        metrics::encode()
+    })
+    .await
+    .unwrap_or_default();
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+}
+
+fn sample_gauges(st: &AppState) {
+    let m = process_metrics();
+    m.sessions_live
+        .set(i64::try_from(st.session_count()).unwrap_or(i64::MAX));
+    let ex = &st.executor;
+    let now = ex.clock.now_ms();
+    match (ex.store.outbox_counts(), ex.store.outbox_next_due()) {
+        (Ok(c), Ok(due)) => {
+            let by_state = [
+                ("pending", c.pending),
+                ("sending", c.sending),
+                ("sent", c.sent),
+                ("dead", c.dead),
+            ];
+            let age = due
+                .filter(|d| *d <= now)
+                .map(|d| std::time::Duration::from_millis((now - d) as u64));
+            m.set_outbox(&by_state, age);
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(target: "metrics", error = %e.kind_name(), "outbox gauges not read");
+        }
+    }
+}
+
+/// Counts and times every HTTP answer by its route (the pattern, never the path
+/// asked for, so a scan of random paths adds one label value: `unmatched`) and
+/// method (standard ones by name, the rest as `other`).
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    // Any token is a method to HTTP: only the standard ones become label values.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_string();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let m = process_metrics();
+    let status = resp.status().as_u16();
+    let labels = RouteLabels { route };
+    (m.http_seconds.get_or_create(&labels)).observe(started.elapsed().as_secs_f64());
+    let route = labels.route;
+    m.http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            method,
+            status,
+        })
+        .inc();
+    resp
 }

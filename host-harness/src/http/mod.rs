@@ -183,6 +183,19 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             security_headers,
         ))
+        .layer(axum::middleware::from_fn(health::track))
+        .with_state(state)
+}
+
+/// The monitoring routes, for a listener of their own (`serve --metrics-listen`):
+/// `/metrics` and the two health endpoints. Not on the flow listener: delivery
+/// counts move only for real accounts, so a public `/metrics` would tell which
+/// addresses have one.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .route("/-/health/live/", get(health::live))
+        .route("/-/health/ready/", get(health::ready))
         .with_state(state)
 }
 
@@ -497,6 +510,16 @@ pub async fn serve(
     server::run(listener, router(state), limits, shutdown).await
 }
 
+/// Serves [`metrics_router`] on `listener` until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = state.settings.server.clone();
+    server::run(listener, metrics_router(state), limits, shutdown).await
+}
+
 /// A server running on its own thread and runtime (tests, embedding).
 pub struct RunningServer {
     /// Where it listens.
@@ -510,6 +533,22 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts serving `state` on `listener`.
     pub fn start(listener: std::net::TcpListener, state: Arc<AppState>) -> std::io::Result<Self> {
+        Self::spawn(listener, state, false)
+    }
+
+    /// Starts serving [`metrics_router`] of `state` on `listener`.
+    pub fn start_metrics(
+        listener: std::net::TcpListener,
+        state: Arc<AppState>,
+    ) -> std::io::Result<Self> {
+        Self::spawn(listener, state, true)
+    }
+
+    fn spawn(
+        listener: std::net::TcpListener,
+        state: Arc<AppState>,
+        metrics: bool,
+    ) -> std::io::Result<Self> {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -530,11 +569,15 @@ impl RunningServer {
                 rt.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(l) => {
-                            if let Err(e) = serve(l, st, async move {
+                            let stop = async move {
                                 let _ = rx.await;
-                            })
-                            .await
-                            {
+                            };
+                            let served = if metrics {
+                                serve_metrics(l, st, stop).await
+                            } else {
+                                serve(l, st, stop).await
+                            };
+                            if let Err(e) = served {
                                 tracing::error!(target: "http", error = %e, "server stopped");
                             }
                         }

@@ -22,6 +22,7 @@ use serde_json::json;
 
 use crate::storage::{Claim, Event, Finish, HostStore, OutboxOutcome, OutboxRow, StoreError};
 use crate::system::clock::Clock;
+use crate::system::metrics::metrics;
 
 pub mod maildir;
 mod route;
@@ -206,7 +207,11 @@ impl Shared {
     fn handle(&self, row: OutboxRow) {
         let mail = &row.mail;
         let now = self.clock.now_ms();
-        let (outcome, event) = match self.deliver(mail) {
+        let started = Instant::now();
+        let delivered = self.deliver(mail);
+        let m = metrics();
+        m.delivery_seconds.observe(started.elapsed().as_secs_f64());
+        let (outcome, event) = match delivered {
             Ok(()) => {
                 tracing::info!(target: "mail", message_id = %mail.message_id, attempts = row.attempts, "Successfully sent mail.");
                 let ev = self.event(
@@ -220,6 +225,7 @@ impl Shared {
                         "attempts": row.attempts,
                     }),
                 );
+                m.delivery("sent");
                 (OutboxOutcome::Sent, ev)
             }
             Err(Failure::Transient(error))
@@ -231,9 +237,15 @@ impl Shared {
                 let jitter = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX);
                 let at_ms = now + self.config.retry.backoff_ms(row.attempts, jitter);
                 tracing::warn!(target: "mail", message_id = %mail.message_id, attempts = row.attempts, %error, "delivery failed, will retry");
+                m.delivery("retry");
                 (OutboxOutcome::Retry { at_ms, error }, None)
             }
-            Err(Failure::Transient(error) | Failure::Permanent(error)) => {
+            Err(failure) => {
+                let (class, error) = match failure {
+                    Failure::Transient(e) => ("dead_transient", e),
+                    Failure::Permanent(e) => ("dead_permanent", e),
+                };
+                m.delivery(class);
                 tracing::error!(target: "mail", message_id = %mail.message_id, attempts = row.attempts, %error, "delivery failed for good");
                 let ev = self.event(
                     "email_failed",

@@ -15,6 +15,7 @@ use crate::plan::{Plan, PlanEntry};
 use crate::storage::{Event, Store, StoreError, StoreErrorKind, StoredToken};
 use crate::system::clock::Clock;
 use crate::system::entropy::Entropy;
+use crate::system::metrics::{metrics, ServiceLabels};
 
 /// Everything a hook may touch, borrowed for one call.
 pub struct RequestHost<'a> {
@@ -53,6 +54,26 @@ pub struct StateWrites(Mutex<Vec<(String, Option<String>)>>);
 
 fn unavailable(e: impl std::fmt::Display) -> HostError {
     HostError::Unavailable(e.to_string())
+}
+
+/// `r`, with a failure counted in [`metrics`] under `service` and the error's kind.
+fn counted<T>(service: &'static str, r: Result<T, HostError>) -> Result<T, HostError> {
+    if let Err(e) = &r {
+        let error = match e {
+            HostError::Unavailable(_) => "unavailable",
+            HostError::Rejected(_) => "rejected",
+            HostError::Unsupported(_) => "unsupported",
+            HostError::Panicked(_) => "panicked",
+            HostError::Limited(_) => "limited",
+            HostError::Internal(_) => "internal",
+            _ => "other",
+        };
+        metrics()
+            .service_errors
+            .get_or_create(&ServiceLabels { service, error })
+            .inc();
+    }
+    r
 }
 
 /// A storage failure as the plugin sees it, by kind: an unreachable database may
@@ -188,10 +209,13 @@ impl RequestHost<'_> {
 
 impl Host for RequestHost<'_> {
     fn user(&self, id: &str) -> Result<Option<User>, HostError> {
-        self.store.user(id).map_err(store_error)
+        counted("user", self.store.user(id).map_err(store_error))
     }
     fn set_user_active(&self, id: &str, active: bool) -> Result<bool, HostError> {
-        self.store.set_active(id, active).map_err(store_error)
+        counted(
+            "set_user_active",
+            self.store.set_active(id, active).map_err(store_error),
+        )
     }
     fn create_flow_token(&self, t: &NewFlowToken) -> Result<(), HostError> {
         if t.key_hash.len() != 64 || !t.key_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -217,34 +241,38 @@ impl Host for RequestHost<'_> {
             revoke_on_execution: t.revoke_on_execution,
             plan: self.snapshot(t),
         };
-        self.store.insert_token(&stored).map_err(store_error)
+        let r = counted(
+            "create_flow_token",
+            self.store.insert_token(&stored).map_err(store_error),
+        );
+        if r.is_ok() {
+            metrics().token("issued", 1);
+        }
+        r
     }
     fn flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
-        Ok(self
-            .store
-            .token(key_hash, self.clock.now_ms())
-            .map_err(store_error)?
-            .map(|t| t.token))
+        let found = self.store.token(key_hash, self.clock.now_ms());
+        Ok(counted("flow_token", found.map_err(store_error))?.map(|t| t.token))
     }
     fn consume_flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
-        self.store
-            .consume_token(key_hash, self.clock.now_ms())
-            .map_err(store_error)
+        let r = self.store.consume_token(key_hash, self.clock.now_ms());
+        let r = counted("consume_flow_token", r.map_err(store_error));
+        if matches!(r, Ok(Some(_))) {
+            metrics().token("consumed", 1);
+        }
+        r
     }
     fn revoke_flow_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, HostError> {
-        self.store
-            .revoke_tokens(user_id, stage_name)
-            .map_err(store_error)
+        let r = self.store.revoke_tokens(user_id, stage_name);
+        counted("revoke_flow_tokens", r.map_err(store_error))
     }
     fn cache_get(&self, key: &str) -> Result<Option<String>, HostError> {
-        self.cache
-            .get(&self.key(key), self.clock.now_ms())
-            .map_err(unavailable)
+        let r = self.cache.get(&self.key(key), self.clock.now_ms());
+        counted("cache_get", r.map_err(unavailable))
     }
     fn cache_set(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), HostError> {
-        self.cache
-            .set(&self.key(key), value, ttl_ms, self.clock.now_ms())
-            .map_err(unavailable)
+        let r = (self.cache).set(&self.key(key), value, ttl_ms, self.clock.now_ms());
+        counted("cache_set", r.map_err(unavailable))
     }
     fn rate_limit(
         &self,
@@ -253,9 +281,15 @@ impl Host for RequestHost<'_> {
         max: u32,
         now_ms: i64,
     ) -> Result<RateLimit, HostError> {
-        self.cache
-            .rate_limit(&self.key(key), window_ms, max, now_ms)
-            .map_err(unavailable)
+        let r = (self.cache).rate_limit(&self.key(key), window_ms, max, now_ms);
+        let r = counted("rate_limit", r.map_err(unavailable));
+        let decision = match r {
+            Ok(RateLimit::Allowed) => "allowed",
+            Ok(RateLimit::Limited { .. }) => "limited",
+            Err(_) => "error",
+        };
+        metrics().rate_limit(decision);
+        r
     }
     fn emit_event(&self, action: &str, context: &Value) -> Result<(), HostError> {
         if !context.is_object() {
@@ -264,20 +298,20 @@ impl Host for RequestHost<'_> {
             ));
         }
         tracing::info!(target: "events", action, "event recorded");
-        self.store
-            .add_event(&Event {
-                action: action.to_string(),
-                context: cleanse(context),
-                at_ms: self.clock.now_ms(),
-            })
-            .map_err(store_error)
+        let r = self.store.add_event(&Event {
+            action: action.to_string(),
+            context: cleanse(context),
+            at_ms: self.clock.now_ms(),
+        });
+        counted("emit_event", r.map_err(store_error))
     }
     fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), HostError> {
-        self.within_mail_limit()?;
-        self.mail.queue(self.stage_name, mail).map_err(|e| match e {
+        counted("enqueue_mail", self.within_mail_limit())?;
+        let r = self.mail.queue(self.stage_name, mail).map_err(|e| match e {
             MailError::Store(e) => store_error(e),
             other => HostError::Internal(other.to_string()),
-        })
+        });
+        counted("enqueue_mail", r)
     }
     fn default_from_address(&self) -> String {
         self.from_address.to_string()
@@ -289,9 +323,11 @@ impl Host for RequestHost<'_> {
         self.clock.now_ms()
     }
     fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
-        self.entropy
-            .fill(buf)
-            .map_err(|e| HostError::Unavailable(e.to_string()))
+        let r = self.entropy.fill(buf);
+        counted(
+            "fill_random",
+            r.map_err(|e| HostError::Unavailable(e.to_string())),
+        )
     }
     fn flow_state_get(&self, key: &str) -> Result<Option<String>, HostError> {
         Ok(self
@@ -306,7 +342,10 @@ impl Host for RequestHost<'_> {
     fn flow_state_set(&self, key: &str, value: &str) -> Result<(), HostError> {
         let state = self.flow_state();
         let after = state.len() + usize::from(!state.contains_key(key));
-        plugin_api::check_flow_state(key, value, after)?;
+        counted(
+            "flow_state_set",
+            plugin_api::check_flow_state(key, value, after),
+        )?;
         let value = (!value.is_empty()).then(|| value.to_string());
         self.state_writes
             .0

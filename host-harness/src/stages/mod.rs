@@ -34,6 +34,8 @@ pub enum StageImpl {
         stage: Box<dyn Stage>,
         /// Cache namespace (the plugin's name).
         namespace: String,
+        /// The plugin's version (a metric label).
+        version: String,
     },
 }
 
