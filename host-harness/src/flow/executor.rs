@@ -163,6 +163,32 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
+thread_local! {
+    static REQUEST_ID: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` as part of request `id` (on this thread): a `system_exception` it
+/// records carries that id, so the user, the event and the logs name one request.
+pub fn in_request<T>(id: &str, f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<String>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            REQUEST_ID.with(|r| *r.borrow_mut() = before);
+        }
+    }
+    let before = REQUEST_ID.with(|r| r.borrow_mut().replace(id.to_string()));
+    let _reset = Reset(before);
+    f()
+}
+
+/// The id of the request this thread runs, else a fresh one.
+fn current_request_id(entropy: &dyn Entropy) -> String {
+    REQUEST_ID
+        .with(|r| r.borrow().clone())
+        .unwrap_or_else(|| entropy::hex(entropy, 8).unwrap_or_else(|_| "unavailable".into()))
+}
+
 /// Counts a finished hook call in the process's metrics (a panic also by stage).
 fn record_hook(
     call: &PluginCall<'_>,
@@ -284,9 +310,10 @@ impl Executor {
     }
 
     /// Records a `system_exception` event (messages cleansed) and logs it; returns
-    /// the request id shown to the user.
+    /// the request id shown to the user: the HTTP request's ([`in_request`]), else a
+    /// fresh one.
     pub fn record_system_exception(&self, stage: &str, detail: &str) -> String {
-        let request_id = entropy::hex(&*self.entropy, 8).unwrap_or_else(|_| "unavailable".into());
+        let request_id = current_request_id(&*self.entropy);
         tracing::error!(target: "executor", stage, %request_id, error = %detail, "System exception during flow execution.");
         let event = Event {
             action: "system_exception".into(),
@@ -727,6 +754,18 @@ impl Executor {
             }
             (None, None) => ("get", None),
         };
+        // At ERROR level like the request's span, so error lines always carry it.
+        let _span = tracing::error_span!(
+            target: "hook",
+            "hook",
+            plugin = call.namespace,
+            version = call.version,
+            stage = name,
+            kind = call.kind,
+            hook,
+            flow = %flow.slug,
+        )
+        .entered();
         let started = Instant::now();
         let result = match (body, &token) {
             (Some(b), _) => stage.challenge_invalid(&req, b, &host),

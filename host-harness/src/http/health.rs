@@ -7,15 +7,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::flow::Executor;
-use crate::system::metrics::{self, metrics as process_metrics, HttpLabels, RouteLabels};
+use crate::system::metrics::{self, metrics as process_metrics};
 
 /// `GET /-/health/live/`.
 pub async fn live() -> Response {
@@ -93,35 +92,4 @@ fn sample_gauges(st: &AppState) {
             tracing::warn!(target: "metrics", error = %e.kind_name(), "outbox gauges not read");
         }
     }
-}
-
-/// Counts and times every HTTP answer by its route (the pattern, never the path
-/// asked for, so a scan of random paths adds one label value: `unmatched`) and
-/// method (standard ones by name, the rest as `other`).
-pub async fn track(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    // Any token is a method to HTTP: only the standard ones become label values.
-    let method = match req.method().as_str() {
-        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m,
-        _ => "other",
-    }
-    .to_string();
-    let started = std::time::Instant::now();
-    let resp = next.run(req).await;
-    let m = process_metrics();
-    let status = resp.status().as_u16();
-    let labels = RouteLabels { route };
-    (m.http_seconds.get_or_create(&labels)).observe(started.elapsed().as_secs_f64());
-    let route = labels.route;
-    m.http_requests
-        .get_or_create(&HttpLabels {
-            route,
-            method,
-            status,
-        })
-        .inc();
-    resp
 }

@@ -34,6 +34,7 @@ use serde_json::{json, Value};
 use crate::flow::{Executor, Response as FlowResponse};
 
 pub mod health;
+pub mod observe;
 pub mod server;
 pub mod sessions;
 
@@ -183,7 +184,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             security_headers,
         ))
-        .layer(axum::middleware::from_fn(health::track))
+        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }
 
@@ -251,10 +252,10 @@ async fn page(State(st): State<Arc<AppState>>, Path(slug): Path<String>) -> Resp
 }
 
 /// `GET /flows/-/cancel/`: drops the running plan (kept or shared sessions alike).
-async fn cancel(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn cancel(State(st): State<Arc<AppState>>, id: ReqId, headers: HeaderMap) -> Response {
     let cookie = cookie(&headers, SESSION_COOKIE);
     let st2 = st.clone();
-    let done = tokio::task::spawn_blocking(move || {
+    let done = blocking(&id, move || {
         with_session(&st2, cookie.as_deref(), |s| {
             s.flow.plan = None;
             s.flow.get_params.clear();
@@ -269,17 +270,17 @@ async fn cancel(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response
             }
             resp
         }
-        Ok(Err(e)) => internal_error(&st, Some(e.to_string())),
-        Err(e) => internal_error(&st, Some(e.to_string())),
+        Ok(Err(e)) => internal_error(&st, &id, Some(e.to_string())),
+        Err(e) => internal_error(&st, &id, Some(e.to_string())),
     }
 }
 
 /// `POST /flows/-/logout/` with the CSRF header: ends the session.
-async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn logout(State(st): State<Arc<AppState>>, id: ReqId, headers: HeaderMap) -> Response {
     let cookie = cookie(&headers, SESSION_COOKIE);
     let sent = csrf_header(&headers);
     let st2 = st.clone();
-    let done = tokio::task::spawn_blocking(move || {
+    let done = blocking(&id, move || {
         let now = st2.executor.clock.now_ms();
         let picked = st2
             .sessions
@@ -300,8 +301,29 @@ async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response
             resp
         }
         Ok(false) => error(StatusCode::FORBIDDEN, "CSRF token missing or incorrect."),
-        Err(e) => internal_error(&st, Some(e.to_string())),
+        Err(e) => internal_error(&st, &id, Some(e.to_string())),
     }
+}
+
+/// The request's id, when the [`observe`] middleware gave it one.
+type ReqId = Option<axum::Extension<observe::RequestId>>;
+
+/// Runs `f` on the blocking pool inside the request's span, as request `id` (a
+/// `system_exception` it records carries that id).
+async fn blocking<T: Send + 'static>(
+    id: &ReqId,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let span = tracing::Span::current();
+    let id = id.as_ref().map(|e| e.0 .0.clone());
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        match id {
+            Some(id) => crate::flow::in_request(&id, f),
+            None => f(),
+        }
+    })
+    .await
 }
 
 fn csrf_header(headers: &HeaderMap) -> String {
@@ -316,22 +338,23 @@ async fn exec_get(
     State(st): State<Arc<AppState>>,
     Path(slug): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    id: ReqId,
     headers: HeaderMap,
 ) -> Response {
-    run(
-        st,
+    let call = Call {
         slug,
-        q.get("query").cloned().unwrap_or_default(),
-        headers,
-        None,
-    )
-    .await
+        query: q.get("query").cloned().unwrap_or_default(),
+        id,
+        body: None,
+    };
+    run(st, call, headers).await
 }
 
 async fn exec_post(
     State(st): State<Arc<AppState>>,
     Path(slug): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    id: ReqId,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -339,14 +362,21 @@ async fn exec_post(
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    run(
-        st,
+    let call = Call {
         slug,
-        q.get("query").cloned().unwrap_or_default(),
-        headers,
-        Some(value),
-    )
-    .await
+        query: q.get("query").cloned().unwrap_or_default(),
+        id,
+        body: Some(value),
+    };
+    run(st, call, headers).await
+}
+
+/// One executor call asked for over HTTP.
+struct Call {
+    slug: String,
+    query: String,
+    id: ReqId,
+    body: Option<Value>,
 }
 
 /// The body as a JSON object (empty ⇒ `{}`), within [`MAX_BODY`] bytes and the
@@ -443,20 +473,20 @@ enum Answer {
     Forbidden,
 }
 
-async fn run(
-    st: Arc<AppState>,
-    slug: String,
-    query: String,
-    headers: HeaderMap,
-    body: Option<Value>,
-) -> Response {
+async fn run(st: Arc<AppState>, call: Call, headers: HeaderMap) -> Response {
+    let Call {
+        slug,
+        query,
+        id,
+        body,
+    } = call;
     if st.executor.flow(&slug).is_none() {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     }
     let known = cookie(&headers, SESSION_COOKIE);
     let sent_csrf = csrf_header(&headers);
     let st2 = st.clone();
-    let joined = tokio::task::spawn_blocking(move || {
+    let joined = blocking(&id, move || {
         with_session(&st2, known.as_deref(), |s| {
             if body.is_some() && s.flow.user_id.is_some() && !s.csrf_matches(&sent_csrf) {
                 return Answer::Forbidden;
@@ -470,8 +500,8 @@ async fn run(
     .await;
     let (outcome, new_cookies) = match joined {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return internal_error(&st, Some(e.to_string())),
-        Err(e) => return internal_error(&st, Some(e.to_string())),
+        Ok(Err(e)) => return internal_error(&st, &id, Some(e.to_string())),
+        Err(e) => return internal_error(&st, &id, Some(e.to_string())),
     };
     let mut resp = match outcome {
         Answer::Forbidden => error(StatusCode::FORBIDDEN, "CSRF token missing or incorrect."),
@@ -493,10 +523,14 @@ async fn run(
 
 /// A 500 with a `system_exception` event: the request could not be handled at all
 /// (randomness unavailable, a panic outside every stage).
-fn internal_error(st: &AppState, detail: Option<String>) -> Response {
+fn internal_error(st: &AppState, id: &ReqId, detail: Option<String>) -> Response {
     let detail = detail.unwrap_or_else(|| "request failed".into());
     tracing::error!(target: "http", error = %detail, "request failed");
-    st.executor.record_system_exception("http", &detail);
+    let record = || st.executor.record_system_exception("http", &detail);
+    match id {
+        Some(id) => crate::flow::in_request(&id.0 .0, record),
+        None => record(),
+    };
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
