@@ -65,23 +65,24 @@ fn configuration(args: &Args) -> anyhow::Result<HostConfig> {
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, which container runtimes send to stop a
-/// process: either one stops the server the same graceful way.
-async fn stop_signal() {
+/// process: either one stops the server the same graceful way. Gives the exit
+/// status a process killed by that signal would have (130, 143).
+async fn stop_signal() -> i32 {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(target: "serve", error = %e, "SIGTERM cannot be watched; Ctrl-C only");
             let _ = tokio::signal::ctrl_c().await;
-            return;
+            return 130;
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => 130,
+        _ = term.recv() => 143,
     }
 }
 
-/// Serves until Ctrl-C or SIGTERM.
+/// Serves until Ctrl-C or SIGTERM (a second one exits at once).
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = configuration(&args)?;
     super::warn_if_not_durable(&cfg);
@@ -111,6 +112,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tokio::spawn(async move {
             stop_signal().await;
             let _ = stop_tx.send(true);
+            // In-flight requests may take the whole grace period; a second signal
+            // does not wait for them.
+            let status = stop_signal().await;
+            eprintln!("second signal: exiting without waiting for requests in flight");
+            std::process::exit(status);
         });
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
