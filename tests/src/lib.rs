@@ -335,6 +335,31 @@ pub fn smtp_mail(host: &str, port: u16) -> MailConfig {
     }
 }
 
+/// Log output captured in memory: a writer for `tracing_subscriber`'s
+/// `with_writer(move || logs.clone())`.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
 /// A `host-harness serve` process on a loopback port, killed when dropped.
 pub struct Served {
     /// The process.
@@ -367,6 +392,20 @@ impl Served {
             std::thread::sleep(Duration::from_millis(50));
         }
         served
+    }
+
+    /// `serve` on embedded defaults: the reference flows, data in `data`, the
+    /// email stage built for this test profile; `extra` arguments after those.
+    pub fn on_defaults(port: u16, data: &Path, extra: &[&str]) -> Self {
+        let plugin = plugin_path("email-stage-plugin");
+        let mut args = vec![
+            std::ffi::OsStr::new("--data"),
+            data.as_os_str(),
+            std::ffi::OsStr::new("--plugin"),
+            plugin.as_os_str(),
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        Self::start(port, &args)
     }
 
     /// `serve --config <config>`.

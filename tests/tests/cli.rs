@@ -16,15 +16,7 @@ fn users_created_on_the_command_line_are_used_by_the_running_server() {
     let db = format!("sqlite://{}", data.join("host.db").display());
     let port = free_port();
     let bin = host_harness_bin();
-    let server = Served::start(
-        port,
-        &[
-            "--data".as_ref(),
-            data.as_os_str(),
-            "--plugin".as_ref(),
-            plugin_path("email-stage-plugin").as_os_str(),
-        ],
-    );
+    let server = Served::on_defaults(port, &data, &[]);
     let agent = ureq::AgentBuilder::new().build();
 
     let mut create = Command::new(&bin)
@@ -338,15 +330,7 @@ fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let data = dir.path().join("data");
-    let mut served = Served::start(
-        port,
-        &[
-            "--data".as_ref(),
-            data.as_os_str(),
-            "--plugin".as_ref(),
-            plugin_path("email-stage-plugin").as_os_str(),
-        ],
-    );
+    let mut served = Served::on_defaults(port, &data, &[]);
     let child = &mut served.child;
     let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -404,17 +388,7 @@ fn metrics_are_served_on_their_own_listener_only() {
     let (port, monitor) = (free_port(), free_port());
     let data = dir.path().join("data");
     let monitor_addr = format!("127.0.0.1:{monitor}");
-    let _served = Served::start(
-        port,
-        &[
-            "--data".as_ref(),
-            data.as_os_str(),
-            "--plugin".as_ref(),
-            plugin_path("email-stage-plugin").as_os_str(),
-            "--metrics-listen".as_ref(),
-            monitor_addr.as_ref(),
-        ],
-    );
+    let _served = Served::on_defaults(port, &data, &["--metrics-listen", &monitor_addr]);
     let public = ureq::get(&format!("http://127.0.0.1:{port}/metrics")).call();
     assert!(
         matches!(public, Err(ureq::Error::Status(404, _))),

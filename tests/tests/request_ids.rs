@@ -4,10 +4,9 @@
 //! plugin, version, stage, kind, hook and flow). Logs are captured as JSON lines,
 //! as `--log-format json` writes them.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use e2e_tests::{email_plugin, host_setup, Mode, Setup};
+use e2e_tests::{email_plugin, host_setup, CapturedLogs, Mode, Setup};
 use host_harness::config::StageDef;
 use host_harness::flow::FlowDef;
 use host_harness::http::{AppState, HttpSettings, RunningServer};
@@ -58,27 +57,12 @@ impl Plugin for Failing {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<Value> {
-        let bytes = self.0.lock().unwrap().clone();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
+/// The captured lines, parsed.
+fn json_lines(logs: &CapturedLogs) -> Vec<Value> {
+    logs.text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// The fields of the span named `name` around log line `line`.
@@ -91,7 +75,7 @@ fn span<'a>(line: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn one_request_id_in_header_flow_error_event_and_every_log_line() {
-    let logs = Captured::default();
+    let logs = CapturedLogs::default();
     let writer = logs.clone();
     tracing_subscriber::fmt()
         .json()
@@ -141,7 +125,7 @@ fn one_request_id_in_header_flow_error_event_and_every_log_line() {
     let exception = events.first().expect("a system_exception event");
     assert_eq!(exception.context["request_id"], id.as_str());
 
-    let lines = logs.lines();
+    let lines = json_lines(&logs);
     let plugin_line = lines
         .iter()
         .find(|l| l["fields"]["message"] == "probe stage failing now")

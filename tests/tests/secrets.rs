@@ -6,8 +6,6 @@
 //! line (TRACE) and every error message is searched for them; mail files may hold
 //! the links and nothing else secret.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use e2e_tests::{email_plugin, postgres_url, unique_name, Mode, RedisServer, SmtpSink, TestHost};
@@ -20,20 +18,6 @@ const REDIS_SECRET: &str = "RedisSecret-9b2e55";
 const SMTP_SECRET: &str = "SmtpSecret-c07a31";
 const WRONG_SMTP_SECRET: &str = "WrongSmtpSecret-6d0e92";
 const USER_SECRETS: [&str; 2] = ["UserSecret-one-81a", "UserSecret-two-3c9"];
-
-/// Everything the host logs, at every level.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new().redirects(8).build()
@@ -178,7 +162,7 @@ fn no_secret_reaches_tables_cache_events_logs_or_errors() {
     else {
         return;
     };
-    let logs = Captured::default();
+    let logs = e2e_tests::CapturedLogs::default();
     let writer = logs.clone();
     // The host's own filter, asked for everything; the test's HTTP client (ureq)
     // and its cookie jar are not the host and log their cookies.
@@ -363,7 +347,7 @@ fn no_secret_reaches_tables_cache_events_logs_or_errors() {
     for e in &errors {
         places.push(("error message".into(), e.clone()));
     }
-    let log = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    let log = logs.text();
     assert!(log.contains("TRACE") || log.contains("DEBUG") || log.contains("INFO"));
     places.push(("logs".into(), log));
     let mail_files: Vec<String> = sink

@@ -186,15 +186,7 @@ fn a_second_signal_ends_a_stop_that_waits_on_a_stalled_request() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let data = dir.path().join("data");
-    let mut served = Served::start(
-        port,
-        &[
-            "--data".as_ref(),
-            data.as_os_str(),
-            "--plugin".as_ref(),
-            plugin_path("email-stage-plugin").as_os_str(),
-        ],
-    );
+    let mut served = Served::on_defaults(port, &data, &[]);
     // A request whose body never comes: the graceful stop waits for it (up to the
     // body timeout, 10 s).
     let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
