@@ -1,7 +1,6 @@
 //! Support for the cross-crate tests: plugin libraries built on demand, a host on
 //! in-memory backends with a manual clock, and a real SMTP sink.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -25,74 +24,13 @@ use plugin_api::Plugin;
 /// Builds `package` (a cdylib of this workspace) with the profile the tests run
 /// under and returns the library's path.
 pub fn plugin_path(package: &str) -> PathBuf {
-    let lib = format!(
-        "{}{}{}",
-        std::env::consts::DLL_PREFIX,
-        package.replace('-', "_"),
-        std::env::consts::DLL_SUFFIX
-    );
-    built_artifact(package, &lib)
+    plugin_api::testing::build_cdylib(package).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Builds and returns the `host-harness` executable.
 pub fn host_harness_bin() -> PathBuf {
-    built_artifact(
-        "host-harness",
-        &format!("host-harness{}", std::env::consts::EXE_SUFFIX),
-    )
-}
-
-/// Runs `cargo build -p package` (once per test process) into this test's target
-/// folder and profile, and returns the artifact named `file_name`.
-fn built_artifact(package: &str, file_name: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let map = BUILT.get_or_init(Default::default);
-    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = map.get(file_name) {
-        return p.clone();
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let target_dir = profile_dir.parent().expect("target dir");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--message-format=json", "-p", package])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::inherit());
-    if release {
-        cmd.arg("--release");
-    }
-    let out = cmd.output().expect("run cargo build");
-    assert!(out.status.success(), "cargo build -p {package} failed");
-    let path = find_artifact(&reported_artifacts(&out.stdout), file_name);
-    map.insert(file_name.to_string(), path.clone());
-    path
-}
-
-/// The files cargo reported building, from `--message-format=json` output.
-pub(crate) fn reported_artifacts(stdout: &[u8]) -> Vec<PathBuf> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["reason"] == "compiler-artifact")
-        .flat_map(|v| {
-            let mut files: Vec<PathBuf> = v["filenames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.as_str().map(PathBuf::from))
-                .collect();
-            files.extend(v["executable"].as_str().map(PathBuf::from));
-            files
-        })
-        .collect()
+    let exe = format!("host-harness{}", std::env::consts::EXE_SUFFIX);
+    plugin_api::testing::build_artifact("host-harness", &exe).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The reported file named `file_name`.

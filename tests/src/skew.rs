@@ -47,7 +47,7 @@ fn cargo_build(manifest: &Path, name: &str, locked: bool) -> Vec<PathBuf> {
         "cargo build --manifest-path {} failed",
         manifest.display()
     );
-    crate::reported_artifacts(&out.stdout)
+    plugin_api::testing::reported_artifacts(&out.stdout)
 }
 
 /// The library file cargo builds for `package`.

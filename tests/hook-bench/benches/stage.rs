@@ -2,12 +2,22 @@
 //! in-memory host services: repeat GET, first send, rate-limited POST, restore.
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use e2e_tests::{email_plugin, Mode};
-use plugin_api::testing::FakeHost;
-use plugin_api::{FlowToken, Stage, StageRequest};
+use plugin_api::testing::{build_cdylib, FakeHost};
+use plugin_api::{FlowToken, Plugin, Stage, StageRequest};
 use serde_json::json;
+
+/// The email stage through the stable ABI (`cdylib`) or linked in-process (`rlib`).
+fn plugins() -> [(&'static str, Arc<dyn Plugin>); 2] {
+    let path = build_cdylib("email-stage-plugin").unwrap_or_else(|e| panic!("{e}"));
+    let loaded = plugin_api::load_plugin(&path).expect("load the email stage's cdylib");
+    [
+        ("cdylib", Arc::new(loaded)),
+        ("rlib", Arc::new(email_stage_plugin::EmailStagePlugin)),
+    ]
+}
 
 /// In-memory host services that keep nothing per call, so runs stay flat; they
 /// know the user of [`user`], whom `restore` activates.
@@ -17,8 +27,8 @@ fn bench_host() -> FakeHost {
         .with_user(serde_json::from_value(user()).expect("a user"))
 }
 
-fn stage(mode: Mode, config: serde_json::Value) -> Box<dyn Stage> {
-    email_plugin(mode)
+fn stage(plugin: &dyn Plugin, config: serde_json::Value) -> Box<dyn Stage> {
+    plugin
         .new_stage("email", "bench-email", &config.to_string())
         .expect("stage")
 }
@@ -41,21 +51,17 @@ fn user() -> serde_json::Value {
 }
 
 fn hooks(c: &mut Criterion) {
-    for mode in [Mode::Cdylib, Mode::Rlib] {
-        let tag = if mode == Mode::Cdylib {
-            "cdylib"
-        } else {
-            "rlib"
-        };
+    for (tag, plugin) in plugins() {
+        let plugin = plugin.as_ref();
         let host = bench_host();
 
-        let s = stage(mode, json!({}));
+        let s = stage(plugin, json!({}));
         let ctx = json!({"pending_user": user(), "email_sent": true}).to_string();
         c.bench_function(&format!("repeat_get/{tag}"), |b| {
             b.iter(|| black_box(s.get(&req(&ctx), &host).unwrap()))
         });
 
-        let s = stage(mode, json!({"rate_limit_initial_send": false}));
+        let s = stage(plugin, json!({"rate_limit_initial_send": false}));
         let ctx = json!({"pending_user": user()}).to_string();
         c.bench_function(&format!("first_send/{tag}"), |b| {
             b.iter(|| black_box(s.get(&req(&ctx), &host).unwrap()))
@@ -69,7 +75,7 @@ fn hooks(c: &mut Criterion) {
             b.iter(|| black_box(s.get(&req(&ctx), &host).unwrap()))
         });
 
-        let s = stage(mode, json!({"recovery_max_attempts": 1}));
+        let s = stage(plugin, json!({"recovery_max_attempts": 1}));
         let ctx = json!({"pending_user": user(), "email_sent": true}).to_string();
         s.challenge_invalid(&req(&ctx), &json!({}), &host).unwrap();
         let body = json!({"component": "ak-stage-email"});
@@ -77,7 +83,7 @@ fn hooks(c: &mut Criterion) {
             b.iter(|| black_box(s.challenge_invalid(&req(&ctx), &body, &host).unwrap()))
         });
 
-        let s = stage(mode, json!({"activate_user_on_success": true}));
+        let s = stage(plugin, json!({"activate_user_on_success": true}));
         let token = FlowToken {
             identifier: "ak-email-stage-bench-email-x".into(),
             user_id: "1".into(),

@@ -1,6 +1,7 @@
 //! A test kit for plugin authors: [`FakeHost`], every host service in memory, with
 //! a clock you move by hand, deterministic randomness, failure and panic injection,
-//! and accessors for what the plugin did.
+//! and accessors for what the plugin did; and [`build_cdylib`], which builds the
+//! plugin's library for a test that loads it through the stable ABI.
 //!
 //! ```
 //! use plugin_api::testing::FakeHost;
@@ -19,6 +20,9 @@ use crate::host::Host;
 use crate::ratelimit::sliding_window;
 use crate::types::{FlowToken, LogLevel, NewFlowToken, OutgoingMail, RateLimit, User};
 use crate::HostError;
+
+mod library;
+pub use library::{build_artifact, build_cdylib, reported_artifacts, BuildError};
 
 #[derive(Default)]
 struct State {

@@ -2,11 +2,11 @@
 # Instructions per call of one email-stage hook through the cdylib, counted by
 # valgrind's callgrind: repeatable for the same build whatever else the machine
 # does, unlike wall-clock time. Usage (from the workspace root):
-#   bash tests/benches/hook-instructions.sh [bench filter, default first_send/cdylib]
+#   bash tests/hook-bench/instructions.sh [bench filter, default first_send/cdylib]
 # Prints the hook's inclusive instructions divided by its calls.
 set -euo pipefail
 filter="${1:-first_send/cdylib}"
-cargo bench -p e2e-tests --bench stage --no-run 2>/dev/null
+cargo bench -p hook-bench --bench stage --no-run 2>/dev/null
 bin=$(ls -t target/release/deps/stage-* | grep -v '\.d$' | head -1)
 out=$(mktemp)
 valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --bench --profile-time 1 "$filter" >/dev/null 2>&1
