@@ -65,6 +65,19 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Steers the plugin stages of hosts serving from a storage (works while they
+    /// serve).
+    Plugins {
+        /// Storage URL (`sqlite://<path>` or `postgres://…`); default: the one `serve`
+        /// uses without --config.
+        #[arg(long, global = true, default_value = "sqlite://serve-out/host.db")]
+        database: String,
+        /// PostgreSQL schema (the configuration's `database_schema`).
+        #[arg(long, global = true)]
+        database_schema: Option<String>,
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
     /// Runs the mail delivery workers over a configuration's outbox.
     Deliver {
         /// Configuration file (TOML).
@@ -176,6 +189,17 @@ pub(crate) enum OutboxCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub(crate) enum PluginsCommand {
+    /// Ends a stage's quarantine (begun after repeated plugin panics) before its
+    /// cool-down: every host serving from this storage calls the plugin again
+    /// within a second.
+    Release {
+        /// Stage binding name (`[[stages]] name`).
+        stage: String,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
@@ -194,6 +218,11 @@ fn main() -> anyhow::Result<()> {
             database_schema,
             command,
         } => cli::outbox::run(&database, database_schema.as_deref(), command),
+        Command::Plugins {
+            database,
+            database_schema,
+            command,
+        } => cli::plugins::run(&database, database_schema.as_deref(), command),
         Command::Deliver { config, until_idle } => cli::deliver::run(&config, until_idle),
         Command::Check { config } => cli::check::run(&config),
         Command::TestEmail {

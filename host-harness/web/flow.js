@@ -109,7 +109,7 @@
         stage.append(el("p", { class: "error", role: "alert" }, c.error_message || "Unknown error"));
         break;
       case "ak-stage-flow-error":
-        stage.append(el("p", { class: "error", role: "alert" }, "Something went wrong. Request ID: " + (c.request_id || "")));
+        stage.append(el("p", { class: "error", role: "alert" }, (c.error || "Something went wrong.") + " Request ID: " + (c.request_id || "")));
         break;
       case "xak-flow-redirect":
         title.textContent = "Done";

@@ -79,7 +79,7 @@ fn panicky(name: &str, panic_in: &str) -> StageDef {
         name: name.into(),
         kind: "panicky".into(),
         config: json!({ "panic_in": panic_in }),
-        invalid_response_action: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -196,7 +196,7 @@ fn terms_host() -> e2e_tests::TestHost {
                 name: "tos".into(),
                 kind: "terms".into(),
                 config: json!({"text": "Be nice.", "version": "v2"}),
-                invalid_response_action: Default::default(),
+                ..Default::default()
             });
             let f = cfg.flows.iter_mut().find(|f| f.slug == "enroll").unwrap();
             f.stages.insert(0, "tos".into());

@@ -77,7 +77,7 @@ fn a_panic_in_an_in_process_stage_is_access_denied_with_an_event() {
                     name: name.into(),
                     kind: "panicky".into(),
                     config: json!({ "panic_in": panic_in }),
-                    invalid_response_action: Default::default(),
+                    ..Default::default()
                 });
                 cfg.flows.push(FlowDef {
                     slug: name.into(),

@@ -1,7 +1,8 @@
 //! One id per HTTP request: in the `X-Request-Id` header, in the flow error the user
 //! sees, in the `system_exception` event, and in the `request` span around every log
 //! line the request writes, the plugin's own included (inside a `hook` span naming
-//! plugin, version, stage, kind, hook and flow). Logs are captured as JSON lines,
+//! plugin, version, stage, kind, hook and flow, and around a host service it calls,
+//! a `host_service` span naming it). Logs are captured as JSON lines,
 //! as `--log-format json` writes them.
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ struct FailingStage;
 impl Stage for FailingStage {
     fn get(&self, _: &StageRequest<'_>, h: &dyn Host) -> Result<HookResult, StageError> {
         h.log(LogLevel::Error, "failing_probe", "probe stage failing now");
+        h.emit_event("failing_probe", &json!({}))?;
         Err(StageError::Internal("probe failure".into()))
     }
     fn challenge_invalid(
@@ -79,7 +81,7 @@ fn one_request_id_in_header_flow_error_event_and_every_log_line() {
     let writer = logs.clone();
     tracing_subscriber::fmt()
         .json()
-        .with_max_level(tracing::Level::INFO)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,host=debug"))
         .with_writer(move || writer.clone())
         .init();
 
@@ -91,7 +93,7 @@ fn one_request_id_in_header_flow_error_event_and_every_log_line() {
                 name: "fails".into(),
                 kind: "failing".into(),
                 config: json!({}),
-                invalid_response_action: Default::default(),
+                ..Default::default()
             });
             cfg.flows.push(FlowDef {
                 slug: "failing-flow".into(),
@@ -137,6 +139,14 @@ fn one_request_id_in_header_flow_error_event_and_every_log_line() {
     assert_eq!(hook["kind"], "failing");
     assert_eq!(hook["hook"], "get");
     assert_eq!(hook["flow"], "failing-flow");
+    // A host service the hook calls runs in a span of its own, inside the hook's.
+    let event_line = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "event recorded")
+        .expect("the host's line for the plugin's event");
+    assert_eq!(span(event_line, "host_service")["service"], "emit_event");
+    assert_eq!(span(event_line, "hook")["stage"], "fails");
+    assert_eq!(span(event_line, "request")["request_id"], id.as_str());
     let exception_line = lines
         .iter()
         .find(|l| l["fields"]["message"] == "System exception during flow execution.")

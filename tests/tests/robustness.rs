@@ -103,6 +103,15 @@ fn a_panicking_delivery_worker_is_resumed_and_the_mail_still_goes_out() {
         "the mail was delivered after the worker panicked"
     );
     assert!(h.ex.mail.worker_restarts() >= 3);
+    // Counted for the operator too (the registry is the process's: at least ours).
+    let restarts = host_harness::system::metrics::encode()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("host_mail_worker_restarts_total ")?
+                .parse::<f64>()
+                .ok()
+        });
+    assert!(restarts.is_some_and(|n| n >= 3.0), "{restarts:?}");
     let ev = h.events("system_exception");
     assert!(
         ev.iter().any(|e| e["stage"] == "mail"

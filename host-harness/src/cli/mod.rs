@@ -7,6 +7,7 @@ pub mod deliver;
 pub mod demo;
 pub mod inspect;
 pub mod outbox;
+pub mod plugins;
 pub mod serve;
 pub mod test_email;
 pub mod users;

@@ -77,6 +77,8 @@ fn build_binding(def: &StageDef, plugins: &[Arc<dyn Plugin>]) -> Result<Binding,
         kind: def.kind.clone(),
         imp,
         invalid_response_action: def.invalid_response_action,
+        fault: def.fault_policy()?,
+        breaker: Default::default(),
     })
 }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::flow::FlowDef;
 use crate::http::{HttpSettings, ServerLimits, SessionLimits};
 use crate::mail::{Delivery, OutboxConfig};
+use crate::stages::fault::{FaultPolicy, OnPluginFailure};
 use crate::stages::{InvalidResponseAction, MailLimit};
 
 /// Why a host could not be set up.
@@ -378,7 +379,7 @@ pub struct PluginRef {
 }
 
 /// A stage binding.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageDef {
     /// Unique name.
@@ -391,6 +392,47 @@ pub struct StageDef {
     /// What an invalid response does.
     #[serde(default)]
     pub invalid_response_action: InvalidResponseAction,
+    /// What a plugin hook that panics or fails does: `deny` (default) or `skip`.
+    #[serde(default)]
+    pub on_plugin_failure: OnPluginFailure,
+    /// Milliseconds after which a plugin hook call is reported as slow (0 = never;
+    /// default 1000). The call is not cut short.
+    #[serde(default)]
+    pub hook_timeout_ms: Option<u64>,
+    /// Panics within `quarantine_window_secs` that quarantine the stage (0 = never;
+    /// default 5).
+    #[serde(default)]
+    pub quarantine_after: Option<u32>,
+    /// The window panics are counted in, seconds (default 600, at most a day).
+    #[serde(default)]
+    pub quarantine_window_secs: Option<u64>,
+    /// How long a quarantine lasts unless `host-harness plugins release` ends it
+    /// earlier, seconds (default 300, at most a day).
+    #[serde(default)]
+    pub quarantine_secs: Option<u64>,
+}
+
+impl StageDef {
+    /// The fault policy these settings describe, defaults filled in.
+    pub fn fault_policy(&self) -> Result<FaultPolicy, ConfigError> {
+        let d = FaultPolicy::default();
+        let day = 86_400;
+        let window = self.quarantine_window_secs.unwrap_or(d.window_ms / 1000);
+        let cooldown = self.quarantine_secs.unwrap_or(d.cooldown_ms / 1000);
+        if window == 0 || window > day || cooldown == 0 || cooldown > day {
+            return Err(ConfigError::Invalid(format!(
+                "stage '{}': quarantine_window_secs and quarantine_secs must be 1-86400",
+                self.name
+            )));
+        }
+        Ok(FaultPolicy {
+            on_failure: self.on_plugin_failure,
+            hook_timeout_ms: self.hook_timeout_ms.unwrap_or(d.hook_timeout_ms),
+            quarantine_after: self.quarantine_after.unwrap_or(d.quarantine_after),
+            window_ms: window * 1000,
+            cooldown_ms: cooldown * 1000,
+        })
+    }
 }
 
 /// The whole host configuration.

@@ -34,15 +34,32 @@ pub fn open_outbox_admin(
     if is_postgres(url) {
         return Ok(Arc::new(PostgresStore::open(url, schema).map_err(backend)?));
     }
+    let path = existing_sqlite(url, "outbox")?;
+    Ok(Arc::new(SqliteStore::open(path).map_err(backend)?))
+}
+
+/// Opens an existing store that hosts serve from, for a command run beside them
+/// (`plugins release`): as [`open_outbox_admin`], `memory://` refused.
+pub fn open_shared_store(
+    url: &str,
+    schema: Option<&str>,
+) -> Result<Arc<dyn HostStore>, ConfigError> {
+    if !is_postgres(url) {
+        existing_sqlite(url, "store")?;
+    }
+    open_store_in(url, schema)
+}
+
+/// The path of a `sqlite://` URL whose file exists; `what` names the part another
+/// process would administer.
+fn existing_sqlite<'a>(url: &'a str, what: &str) -> Result<&'a Path, ConfigError> {
     match url.strip_prefix("sqlite://").filter(|p| !p.is_empty()) {
-        Some(path) if Path::new(path).is_file() => {
-            Ok(Arc::new(SqliteStore::open(Path::new(path)).map_err(backend)?))
-        }
+        Some(path) if Path::new(path).is_file() => Ok(Path::new(path)),
         Some(path) => Err(ConfigError::Invalid(format!(
             "database: {path} does not exist (the store serve uses is created when it starts)"
         ))),
         None => Err(ConfigError::Invalid(format!(
-            "database: the outbox of '{}' cannot be administered from another process (use sqlite://<path> or postgres://…)",
+            "database: the {what} of '{}' cannot be administered from another process (use sqlite://<path> or postgres://…)",
             redact_url(url)
         ))),
     }

@@ -303,6 +303,7 @@ impl Shared {
                 Ok(n) => n,
                 Err(panic) => {
                     self.restarts.fetch_add(1, Ordering::SeqCst);
+                    crate::system::metrics::metrics().worker_restarts.inc();
                     let detail = panic
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())

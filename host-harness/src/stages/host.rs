@@ -56,6 +56,12 @@ fn unavailable(e: impl std::fmt::Display) -> HostError {
     HostError::Unavailable(e.to_string())
 }
 
+/// The span a host-service call runs in, inside the hook's: at DEBUG level
+/// (`RUST_LOG=host=debug`), so it costs nothing when not asked for.
+fn service_span(service: &'static str) -> tracing::span::EnteredSpan {
+    tracing::debug_span!(target: "host", "host_service", service).entered()
+}
+
 /// `r`, with a failure counted in [`metrics`] under `service` and the error's kind.
 fn counted<T>(service: &'static str, r: Result<T, HostError>) -> Result<T, HostError> {
     if let Err(e) = &r {
@@ -209,15 +215,18 @@ impl RequestHost<'_> {
 
 impl Host for RequestHost<'_> {
     fn user(&self, id: &str) -> Result<Option<User>, HostError> {
+        let _span = service_span("user");
         counted("user", self.store.user(id).map_err(store_error))
     }
     fn set_user_active(&self, id: &str, active: bool) -> Result<bool, HostError> {
+        let _span = service_span("set_user_active");
         counted(
             "set_user_active",
             self.store.set_active(id, active).map_err(store_error),
         )
     }
     fn create_flow_token(&self, t: &NewFlowToken) -> Result<(), HostError> {
+        let _span = service_span("create_flow_token");
         if t.key_hash.len() != 64 || !t.key_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(HostError::Rejected(
                 "key_hash must be a SHA-256 hex digest".into(),
@@ -251,10 +260,12 @@ impl Host for RequestHost<'_> {
         r
     }
     fn flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
+        let _span = service_span("flow_token");
         let found = self.store.token(key_hash, self.clock.now_ms());
         Ok(counted("flow_token", found.map_err(store_error))?.map(|t| t.token))
     }
     fn consume_flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
+        let _span = service_span("consume_flow_token");
         let r = self.store.consume_token(key_hash, self.clock.now_ms());
         let r = counted("consume_flow_token", r.map_err(store_error));
         if matches!(r, Ok(Some(_))) {
@@ -263,14 +274,17 @@ impl Host for RequestHost<'_> {
         r
     }
     fn revoke_flow_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, HostError> {
+        let _span = service_span("revoke_flow_tokens");
         let r = self.store.revoke_tokens(user_id, stage_name);
         counted("revoke_flow_tokens", r.map_err(store_error))
     }
     fn cache_get(&self, key: &str) -> Result<Option<String>, HostError> {
+        let _span = service_span("cache_get");
         let r = self.cache.get(&self.key(key), self.clock.now_ms());
         counted("cache_get", r.map_err(unavailable))
     }
     fn cache_set(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), HostError> {
+        let _span = service_span("cache_set");
         let r = (self.cache).set(&self.key(key), value, ttl_ms, self.clock.now_ms());
         counted("cache_set", r.map_err(unavailable))
     }
@@ -281,6 +295,7 @@ impl Host for RequestHost<'_> {
         max: u32,
         now_ms: i64,
     ) -> Result<RateLimit, HostError> {
+        let _span = service_span("rate_limit");
         let r = (self.cache).rate_limit(&self.key(key), window_ms, max, now_ms);
         let r = counted("rate_limit", r.map_err(unavailable));
         let decision = match r {
@@ -292,6 +307,7 @@ impl Host for RequestHost<'_> {
         r
     }
     fn emit_event(&self, action: &str, context: &Value) -> Result<(), HostError> {
+        let _span = service_span("emit_event");
         if !context.is_object() {
             return Err(HostError::Rejected(
                 "event context must be a JSON object".into(),
@@ -306,6 +322,7 @@ impl Host for RequestHost<'_> {
         counted("emit_event", r.map_err(store_error))
     }
     fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), HostError> {
+        let _span = service_span("enqueue_mail");
         counted("enqueue_mail", self.within_mail_limit())?;
         let r = self.mail.queue(self.stage_name, mail).map_err(|e| match e {
             MailError::Store(e) => store_error(e),
@@ -314,15 +331,18 @@ impl Host for RequestHost<'_> {
         counted("enqueue_mail", r)
     }
     fn default_from_address(&self) -> String {
+        let _span = service_span("default_from_address");
         self.from_address.to_string()
     }
     fn log(&self, level: LogLevel, target: &str, message: &str) {
         plugin_api::emit_to_host_tracing(level, target, message);
     }
     fn now_ms(&self) -> i64 {
+        let _span = service_span("now_ms");
         self.clock.now_ms()
     }
     fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
+        let _span = service_span("fill_random");
         let r = self.entropy.fill(buf);
         counted(
             "fill_random",
@@ -330,6 +350,7 @@ impl Host for RequestHost<'_> {
         )
     }
     fn flow_state_get(&self, key: &str) -> Result<Option<String>, HostError> {
+        let _span = service_span("flow_state_get");
         Ok(self
             .flow_state()
             .get(key)
@@ -337,9 +358,11 @@ impl Host for RequestHost<'_> {
             .map(str::to_string))
     }
     fn host_info(&self) -> Result<String, HostError> {
+        let _span = service_span("host_info");
         Ok(concat!("host-harness ", env!("CARGO_PKG_VERSION")).to_string())
     }
     fn flow_state_set(&self, key: &str, value: &str) -> Result<(), HostError> {
+        let _span = service_span("flow_state_set");
         let state = self.flow_state();
         let after = state.len() + usize::from(!state.contains_key(key));
         counted(

@@ -7,9 +7,11 @@ use plugin_api::Stage;
 use serde::{Deserialize, Serialize};
 
 pub mod builtin;
+pub mod fault;
 pub mod host;
 
 use builtin::Builtin;
+use fault::{Breaker, FaultPolicy};
 
 /// What happens when a stage answers a POST with an invalid response.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -49,6 +51,10 @@ pub struct Binding {
     pub imp: StageImpl,
     /// What an invalid response does.
     pub invalid_response_action: InvalidResponseAction,
+    /// What a failing or slow plugin hook does (unused by built-in stages).
+    pub fault: FaultPolicy,
+    /// Panics counted against [`Binding::fault`] and the quarantine in force.
+    pub breaker: Breaker,
 }
 
 /// The host's own limit on mail, whatever the plugins do.

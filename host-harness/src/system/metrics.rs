@@ -138,6 +138,18 @@ pub struct Metrics {
     pub http_seconds: Family<RouteLabels, Histogram>,
     /// Browser sessions held by this process.
     pub sessions_live: Gauge,
+    /// Hook calls slower than their stage's `hook_timeout_ms`, by stage and hook.
+    pub hooks_slow: Family<StageLabels, Counter>,
+    /// Stages skipped after a plugin failure (`on_plugin_failure = "skip"`).
+    pub stages_skipped: Family<PanicLabels, Counter>,
+    /// Quarantines begun, by plugin and stage.
+    pub quarantines: Family<PanicLabels, Counter>,
+    /// 1 while a stage is quarantined in this process, else 0.
+    pub quarantined: Family<PanicLabels, Gauge>,
+    /// Requests answered without calling a quarantined stage's plugin.
+    pub quarantine_refusals: Family<PanicLabels, Counter>,
+    /// Delivery worker rounds that panicked; the worker was restarted.
+    pub worker_restarts: Counter,
 }
 
 /// Buckets from 10 µs to ~5 s: a hook's time or a request's.
@@ -162,6 +174,12 @@ impl Metrics {
             http_requests: Family::default(),
             http_seconds: Family::new_with_constructor(latency),
             sessions_live: Gauge::default(),
+            hooks_slow: Family::default(),
+            stages_skipped: Family::default(),
+            quarantines: Family::default(),
+            quarantined: Family::default(),
+            quarantine_refusals: Family::default(),
+            worker_restarts: Counter::default(),
         };
         m.register();
         m
@@ -233,6 +251,41 @@ impl Metrics {
             "sessions_live",
             "Browser sessions held by this process, when scraped",
             self.sessions_live.clone(),
+        );
+        self.register_faults();
+    }
+
+    fn register_faults(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "hook_slow",
+            "Plugin hook calls slower than their stage's hook_timeout_ms",
+            self.hooks_slow.clone(),
+        );
+        r.register(
+            "stage_skipped",
+            "Stages skipped after their plugin failed (on_plugin_failure = skip)",
+            self.stages_skipped.clone(),
+        );
+        r.register(
+            "plugin_quarantines",
+            "Quarantines begun after repeated plugin panics",
+            self.quarantines.clone(),
+        );
+        r.register(
+            "plugin_quarantined",
+            "1 while the stage is quarantined in this process",
+            self.quarantined.clone(),
+        );
+        r.register(
+            "plugin_quarantine_refusals",
+            "Requests answered without calling a quarantined stage's plugin",
+            self.quarantine_refusals.clone(),
+        );
+        r.register(
+            "mail_worker_restarts",
+            "Delivery worker rounds that panicked; the worker was restarted",
+            self.worker_restarts.clone(),
         );
     }
 

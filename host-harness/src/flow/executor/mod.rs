@@ -21,6 +21,10 @@ use crate::system::clock::Clock;
 use crate::system::entropy::{self, Entropy};
 use crate::system::metrics::{metrics, PanicLabels, StageLabels};
 
+mod faults;
+
+pub use faults::{MSG_QUARANTINED, QUARANTINE_EVENT, RELEASE_EVENT, SLOW_HOOK_EVENT};
+
 /// Access-denied message when a link's token is gone.
 pub const MSG_LINK_USED: &str = "Link was already used, please request a new link.";
 
@@ -153,6 +157,8 @@ struct PluginCall<'a> {
     requester: Option<&'a str>,
     query: &'a str,
     session_key: &'a str,
+    /// A call slower than this is reported (0 = never).
+    hook_timeout_ms: u64,
 }
 
 /// The text of a caught panic.
@@ -612,6 +618,9 @@ impl Executor {
             let e = StageError::Internal(format!("stage binding '{name}' does not exist"));
             return self.flow_error(s, flow, name, &e);
         };
+        if self.refuse_if_quarantined(binding) {
+            return self.quarantined(s, flow, query, binding);
+        }
         // A panic in any stage, built in or linked in-process, becomes an error here:
         // the flow is denied and an event recorded, as for a panic in a plugin library.
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -631,7 +640,10 @@ impl Executor {
                 Err(StageError::Panicked(panic_text(&*panic)))
             }
         };
-        self.apply(s, flow, query, name, result)
+        match (&binding.imp, result) {
+            (StageImpl::Plugin { .. }, Err(e)) => self.plugin_failed(s, flow, query, binding, e),
+            (_, result) => self.apply(s, flow, query, name, result),
+        }
     }
 
     /// Calls the binding's hook; `Err` is an answer decided before any hook ran.
@@ -697,6 +709,7 @@ impl Executor {
                     requester: s.user_id.as_deref(),
                     query,
                     session_key: &s.key,
+                    hook_timeout_ms: binding.fault.hook_timeout_ms,
                 };
                 Ok(self.call_plugin(&call, plan, body))
             }
@@ -772,7 +785,9 @@ impl Executor {
             (None, Some(token)) => stage.restore(&req, token, &host),
             (None, None) => stage.get(&req, &host),
         };
-        record_hook(call, hook, &result, started.elapsed());
+        let took = started.elapsed();
+        record_hook(call, hook, &result, took);
+        self.report_if_slow(call, hook, took);
         let mut result = result?;
         result.context_set.extend(host.flow_state_update());
         Ok(result)
