@@ -139,6 +139,7 @@ mod host;
 mod layout_report;
 #[cfg(feature = "host")]
 mod loader;
+pub mod log_target;
 #[cfg_attr(not(feature = "guest"), allow(dead_code))]
 mod logging;
 pub mod ratelimit;

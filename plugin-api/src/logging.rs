@@ -102,11 +102,25 @@ pub(crate) fn install_forwarder() {
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
-/// Emits a plugin's log record into the *host's* `tracing` subscriber.
+/// Emits a plugin's log record into the *host's* `tracing` subscriber, under the
+/// plugin's own `target` (so `RUST_LOG=<target>=debug` selects it) and with the
+/// target again in the `plugin_target` field.
 ///
-/// Hosts call this from their [`crate::Host::log`]; the plugin's target is kept in
-/// the `plugin_target` field.
+/// Hosts call this from their [`crate::Host::log`]. A target that is not a usable
+/// module path (1-100 of ASCII letters, digits, `_`, `-`, `:`), or one past the
+/// first [`crate::log_target::MAX_TARGETS`] seen, is logged under the target
+/// `plugin` instead.
 pub fn emit_to_host_tracing(level: LogLevel, target: &str, message: &str) {
+    let tracing_level = match level {
+        LogLevel::Trace => Level::TRACE,
+        LogLevel::Debug => Level::DEBUG,
+        LogLevel::Info => Level::INFO,
+        LogLevel::Warn => Level::WARN,
+        LogLevel::Error => Level::ERROR,
+    };
+    if crate::log_target::emit(tracing_level, target, message) {
+        return;
+    }
     match level {
         LogLevel::Trace => tracing::trace!(target: "plugin", plugin_target = target, "{message}"),
         LogLevel::Debug => tracing::debug!(target: "plugin", plugin_target = target, "{message}"),

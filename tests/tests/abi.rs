@@ -299,3 +299,46 @@ fn plugin_logs_reach_the_hosts_subscriber_without_secrets() {
     assert!(logs.contains("plugin_target=\"email_stage\""), "{logs}");
     assert!(!logs.contains(key), "the token never reaches the logs");
 }
+
+#[test]
+fn a_filter_on_the_plugins_own_target_selects_its_lines_through_the_cdylib() {
+    let buf = Buf::default();
+    let w = buf.clone();
+    // Everything off but the plugin's own target, as `RUST_LOG=email_stage=info`.
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("off,email_stage=info"))
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    let h = host_with(
+        vec![email_plugin(Mode::Cdylib)],
+        Arc::new(MemoryStore::new()),
+        |_| {},
+    );
+    h.store
+        .create_user(&NewUser {
+            username: "mo".into(),
+            email: "mo@example.com".into(),
+            is_active: true,
+            ..Default::default()
+        })
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let mut c = FlowClient::open(&h.ex, "recover", "");
+        c.get();
+        c.post(json!({"uid_field": "mo"}));
+    });
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("verification mail queued"))
+        .unwrap_or_else(|| panic!("the plugin's line, selected by its target: {logs}"));
+    assert!(
+        line.contains("email_stage:"),
+        "under its own target: {line}"
+    );
+    assert!(
+        logs.lines().all(|l| l.contains("email_stage")),
+        "nothing but the plugin's target: {logs}"
+    );
+}
