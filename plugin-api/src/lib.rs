@@ -33,7 +33,7 @@
 //! ```
 //! use plugin_api::{
 //!     export_plugin, Host, HookResult, Manifest, Outcome, Plugin, Stage, StageError,
-//!     StageKind, StageRequest, FlowToken,
+//!     StageKind, StageRequest,
 //! };
 //!
 //! struct Hello;
@@ -47,10 +47,7 @@
 //!         -> Result<HookResult, StageError> {
 //!         Ok(HookResult::new(Outcome::StageOk))
 //!     }
-//!     fn restore(&self, r: &StageRequest<'_>, _: &FlowToken, h: &dyn Host)
-//!         -> Result<HookResult, StageError> {
-//!         self.get(r, h)
-//!     }
+//!     // `restore` defaults to `get`.
 //! }
 //!
 //! impl Plugin for Hello {

@@ -10,7 +10,9 @@ use crate::StageError;
 pub trait Stage: Send + Sync {
     /// The executor fetched the challenge (HTTP GET).
     fn get(&self, req: &StageRequest<'_>, host: &dyn Host) -> Result<HookResult, StageError>;
-    /// A challenge response arrived (HTTP POST). authentik routes valid responses here too.
+    /// A challenge response arrived (HTTP POST): called for **every** POST, valid
+    /// or not. The name is authentik's, whose executor routes a response here when
+    /// the stage does no validation of its own; this hook decides validity itself.
     fn challenge_invalid(
         &self,
         req: &StageRequest<'_>,
@@ -18,13 +20,17 @@ pub trait Stage: Send + Sync {
         host: &dyn Host,
     ) -> Result<HookResult, StageError>;
     /// The plan was restored from a flow token and the confirmation step was passed;
-    /// `token` is the consumed token. Called instead of [`Stage::get`].
+    /// `token` is the consumed token. Called instead of [`Stage::get`]. Default:
+    /// [`Stage::get`], for a stage that treats a restored plan like any other.
     fn restore(
         &self,
         req: &StageRequest<'_>,
         token: &FlowToken,
         host: &dyn Host,
-    ) -> Result<HookResult, StageError>;
+    ) -> Result<HookResult, StageError> {
+        let _ = token;
+        self.get(req, host)
+    }
 
     /// How this stage's mail is delivered, when it sends any: the host's global
     /// settings or the stage's own SMTP settings. The host asks once, when it builds

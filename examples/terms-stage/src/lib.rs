@@ -22,8 +22,8 @@
 
 use plugin_api::schemars::JsonSchema;
 use plugin_api::{
-    export_plugin, FlowToken, HookResult, Host, Manifest, Message, Outcome, Plugin, Stage,
-    StageError, StageKind, StageRequest,
+    export_plugin, HookResult, Host, Manifest, Message, Outcome, Plugin, Stage, StageError,
+    StageKind, StageRequest,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -136,14 +136,7 @@ impl Stage for TermsStage {
         Ok(HookResult::new(Outcome::Challenge(challenge)))
     }
 
-    fn restore(
-        &self,
-        req: &StageRequest<'_>,
-        _token: &FlowToken,
-        host: &dyn Host,
-    ) -> Result<HookResult, StageError> {
-        self.get(req, host)
-    }
+    // `restore` is the default: a restored plan shows the terms like any other.
 }
 
 impl Plugin for TermsPlugin {
@@ -173,7 +166,7 @@ export_plugin!(TermsPlugin);
 #[cfg(test)]
 mod tests {
     use plugin_api::testing::FakeHost;
-    use plugin_api::{HostError, MessageLevel};
+    use plugin_api::{FlowToken, HostError, MessageLevel};
 
     use super::*;
 

@@ -28,7 +28,8 @@ pub use library::{build_artifact, build_cdylib, reported_artifacts, BuildError};
 struct State {
     users: HashMap<String, User>,
     tokens: Vec<NewFlowToken>,
-    cache: HashMap<String, String>,
+    /// Value and expiry (ms since the epoch, on the host's clock).
+    cache: HashMap<String, (String, i64)>,
     flow_state: HashMap<String, String>,
     attempts: HashMap<String, Vec<i64>>,
     events: Vec<(String, serde_json::Value)>,
@@ -39,7 +40,8 @@ struct State {
 }
 
 /// Every host service in memory. Not for production: randomness is a fixed-seed
-/// generator and nothing is persisted.
+/// generator and nothing is persisted. Time is the host's own clock, moved by hand
+/// ([`FakeHost::advance`]); cache entries expire against it, as a real host's do.
 pub struct FakeHost {
     state: Mutex<State>,
     now: AtomicI64,
@@ -187,7 +189,12 @@ impl Host for FakeHost {
     }
     fn cache_get(&self, key: &str) -> Result<Option<String>, HostError> {
         self.check("cache_get")?;
-        Ok(self.lock().cache.get(key).cloned())
+        let now = self.now.load(Ordering::SeqCst);
+        let s = self.lock();
+        Ok(s.cache
+            .get(key)
+            .filter(|(_, exp)| now < *exp)
+            .map(|(v, _)| v.clone()))
     }
     fn cache_set(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), HostError> {
         self.check("cache_set")?;
@@ -195,7 +202,12 @@ impl Host for FakeHost {
         if ttl_ms == 0 {
             s.cache.remove(key);
         } else {
-            s.cache.insert(key.to_string(), value.to_string());
+            let expires = self
+                .now
+                .load(Ordering::SeqCst)
+                .saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+            s.cache
+                .insert(key.to_string(), (value.to_string(), expires));
         }
         Ok(())
     }
@@ -361,6 +373,19 @@ mod tests {
         assert!(h.user("1").is_err());
         h.log(LogLevel::Info, "t", "m");
         assert_eq!(h.calls(), ["flow_state_set", "user", "log"]);
+    }
+
+    #[test]
+    fn cache_entries_expire_on_the_hosts_clock() {
+        let h = FakeHost::new();
+        h.cache_set("k", "v", 1_000).unwrap();
+        h.advance(999);
+        assert_eq!(h.cache_get("k").unwrap().as_deref(), Some("v"));
+        h.advance(1);
+        assert_eq!(h.cache_get("k").unwrap(), None, "expired at its TTL");
+        h.cache_set("k", "w", 10).unwrap();
+        h.cache_set("k", "", 0).unwrap();
+        assert_eq!(h.cache_get("k").unwrap(), None, "TTL 0 deletes");
     }
 
     #[test]
