@@ -73,6 +73,13 @@
 //! Build it as `crate-type = ["cdylib", "rlib"]` with `panic = "unwind"` (the
 //! default). The `rlib` lets tests call the same plugin in-process, without FFI.
 //!
+//! Features for plugin authors: `guest` (`export_plugin!`), `testing`
+//! (`testing::FakeHost`, a host in memory with a hand-moved clock, and
+//! `testing::build_cdylib`, which builds and finds the plugin's library for FFI
+//! tests), and `mail` (`OutgoingMail::builder()`, module `mail`: a correct
+//! RFC 5322 message from recipients, subject and bodies, never MIME by hand). A
+//! plugin's `tracing` lines keep their target in the host's logs.
+//!
 //! # Embedding plugins in a host
 //!
 //! Implement [`Host`] for a per-request handle and call the hooks through
@@ -139,6 +146,8 @@ mod loader;
 pub mod log_target;
 #[cfg_attr(not(feature = "guest"), allow(dead_code))]
 mod logging;
+#[cfg(feature = "mail")]
+pub mod mail;
 pub mod ratelimit;
 mod stage;
 #[cfg(feature = "testing")]
