@@ -1,10 +1,25 @@
 //! `serve`: the flows over HTTP, with delivery and maintenance in the background.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use host_harness::config::{self, HostConfig, MailConfig};
+use host_harness::http::HttpSettings;
 use host_harness::maintenance::{Housekeeping, Maintenance};
+use host_harness::system::clock::{Clock, ManualClock, SystemClock};
+
+/// The clock `serve` runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClockKind {
+    /// The system clock.
+    #[default]
+    System,
+    /// Starts at the system time and moves only by `POST /-/test/clock`, for tests of
+    /// expiry and rate-limit windows against a running host. Loopback only.
+    Manual,
+}
 
 /// The command line of `serve`.
 #[derive(clap::Args)]
@@ -32,6 +47,41 @@ pub struct Args {
     /// `postgres://…`).
     #[arg(long)]
     pub cache: Option<String>,
+    /// `manual`: a clock moved only by `POST /-/test/clock {"advance_ms": N}`, for
+    /// tests; refused unless --listen is a loopback address.
+    #[arg(long, value_enum, default_value_t = ClockKind::System)]
+    pub clock: ClockKind,
+}
+
+/// With `--clock manual`: a hand-moved clock, after checking that only this
+/// machine can reach it (before anything is opened).
+fn manual_clock(args: &Args) -> anyhow::Result<Option<Arc<ManualClock>>> {
+    if args.clock != ClockKind::Manual {
+        return Ok(None);
+    }
+    let addr: std::net::SocketAddr = args.listen.parse().with_context(|| {
+        format!("--clock manual needs --listen as a loopback IP address and port, such as 127.0.0.1:9000, not '{}'", args.listen)
+    })?;
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "--clock manual is for tests: refused on {addr}, which is not a loopback address"
+    );
+    eprintln!(
+        "warning: --clock manual: time moves only by POST http://{addr}/-/test/clock (tests only)"
+    );
+    Ok(Some(Arc::new(ManualClock::new(SystemClock.now_ms()))))
+}
+
+/// Puts the hand-moved clock on `backends` and `settings`. Delivery starts at once
+/// (no jitter): a jittered due time would never come on a clock that stands.
+fn use_clock(
+    clock: Arc<ManualClock>,
+    backends: &mut config::Backends,
+    settings: &mut HttpSettings,
+) {
+    backends.clock = clock.clone();
+    backends.outbox.wake_jitter = Duration::ZERO;
+    settings.test_clock = Some(clock);
 }
 
 /// The configuration `args` name, with the URL overrides applied.
@@ -84,11 +134,16 @@ async fn stop_signal() -> i32 {
 
 /// Serves until Ctrl-C or SIGTERM (a second one exits at once).
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let test_clock = manual_clock(&args)?;
     let cfg = configuration(&args)?;
     super::warn_if_not_durable(&cfg);
-    let settings = cfg.http.to_settings(&cfg.database)?;
+    let mut settings = cfg.http.to_settings(&cfg.database)?;
+    let mut backends = config::Backends::from_config(&cfg)?;
+    if let Some(clock) = test_clock {
+        use_clock(clock, &mut backends, &mut settings);
+    }
     let plugins = config::load_plugins(&cfg)?;
-    let ex = config::build_executor(&cfg, &plugins, config::Backends::from_config(&cfg)?)?;
+    let ex = config::build_executor(&cfg, &plugins, backends)?;
     let _housekeeping = Maintenance::start(
         ex.store.clone(),
         ex.cache.clone(),

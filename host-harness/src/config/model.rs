@@ -320,6 +320,7 @@ impl HttpConfig {
             shared_sessions: self
                 .shared_sessions
                 .unwrap_or_else(|| is_postgres(database)),
+            test_clock: None,
         })
     }
 }

@@ -32,11 +32,13 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::flow::{Executor, Response as FlowResponse};
+use crate::system::clock::ManualClock;
 
 pub mod health;
 pub mod observe;
 pub mod server;
 pub mod sessions;
+pub mod test_clock;
 
 pub use server::{connection_capacity, ServerLimits};
 pub use sessions::{SessionLimits, Sessions};
@@ -62,6 +64,9 @@ pub struct HttpSettings {
     /// Keep sessions in the executor's store too, so hosts sharing a store
     /// (PostgreSQL) serve one browser session. Between hosts the last write wins.
     pub shared_sessions: bool,
+    /// The executor's clock when it is moved by hand (`serve --clock manual`): then,
+    /// and only then, `/-/test/clock` is routed ([`test_clock`]).
+    pub test_clock: Option<Arc<ManualClock>>,
 }
 
 /// Shared state of the server.
@@ -143,7 +148,14 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// The routes, with the security headers on every response.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let mut routes = Router::new();
+    if state.settings.test_clock.is_some() {
+        routes = routes.route(
+            "/-/test/clock",
+            get(test_clock::read).post(test_clock::advance),
+        );
+    }
+    routes
         .route("/if/flow/{slug}/", get(page))
         .route(
             "/api/v3/flows/executor/{slug}/",
