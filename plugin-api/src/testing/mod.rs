@@ -21,7 +21,9 @@ use crate::ratelimit::sliding_window;
 use crate::types::{FlowToken, LogLevel, NewFlowToken, OutgoingMail, RateLimit, User};
 use crate::HostError;
 
+mod flow;
 mod library;
+pub use flow::FakeFlow;
 pub use library::{build_artifact, build_cdylib, reported_artifacts, BuildError};
 
 #[derive(Default)]
