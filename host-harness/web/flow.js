@@ -62,6 +62,49 @@
     return wrap;
   }
 
+  // The generic challenge `xak-form` (plugin_api::form): heading, text, typed
+  // fields, buttons (a named one posts its value) and errors by field name.
+  function genericForm(c) {
+    const types = { text: "text", password: "password", email: "email", number: "number", code: "text", checkbox: "checkbox", hidden: "hidden" };
+    const f = el("form", { novalidate: "" });
+    if (c.title) f.append(el("h2", {}, c.title));
+    if (c.text) f.append(el("p", {}, c.text));
+    const inputs = [];
+    for (const d of c.fields || []) {
+      const type = types[d.type] || "text";
+      const input = el("input", { id: "field-" + d.name, name: d.name, type });
+      if (type === "checkbox") input.checked = d.value === "true"; else input.value = d.value || "";
+      if (d.type === "code") { input.setAttribute("inputmode", "numeric"); input.setAttribute("autocomplete", "one-time-code"); }
+      if (d.required) input.required = true;
+      inputs.push([d, input]);
+      const wrap = el("div");
+      const label = el("label", { for: input.id }, d.label || d.name);
+      if (type === "checkbox") wrap.append(input, label);
+      else if (type === "hidden") wrap.append(input);
+      else wrap.append(label, input);
+      wrap.append(...errorsFor(c, d.name));
+      f.append(wrap);
+    }
+    f.append(...errorsFor(c, "non_field_errors"));
+    const buttons = (c.buttons && c.buttons.length) ? c.buttons : [{ label: "Continue" }];
+    for (const b of buttons) {
+      const btn = el("button", { type: "submit" }, b.label);
+      if (b.name) { btn.name = b.name; btn.value = b.value || ""; }
+      f.append(btn);
+    }
+    f.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const by = ev.submitter;
+      const named = by && by.name;
+      if (!named && inputs.some(([d, i]) => d.required && i.type !== "checkbox" && !i.value)) return;
+      const body = { component: c.component };
+      for (const [d, i] of inputs) body[d.name] = i.type === "checkbox" ? i.checked : i.value;
+      if (named) body[by.name] = by.value;
+      call("POST", body);
+    });
+    return f;
+  }
+
   function render(c) {
     stage.replaceChildren();
     messages.replaceChildren();
@@ -116,11 +159,20 @@
         stage.append(el("p", { id: "done" }, "Redirecting…"));
         setTimeout(() => location.assign(c.to || "/"), 600);
         break;
+      case "xak-form":
+        stage.append(genericForm(c));
+        break;
       case "x-not-found":
         title.textContent = "Not found";
         break;
-      default:
+      case "x-network-error":
+      case "x-http-error":
         stage.append(el("p", { class: "error", role: "alert" }, c.error || "Unexpected answer from the server."));
+        break;
+      default:
+        stage.append(el("p", { class: "error", role: "alert" }, c.component
+          ? "This page cannot show the step \"" + c.component + "\": it renders the built-in stages and xak-form."
+          : "Unexpected answer from the server."));
     }
     const first = stage.querySelector("input, button");
     if (first) first.focus();

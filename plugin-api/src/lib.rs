@@ -135,6 +135,7 @@ pub mod config;
 #[cfg_attr(not(all(feature = "host", feature = "guest")), allow(dead_code))]
 mod convert;
 mod error;
+pub mod form;
 #[cfg(feature = "guest")]
 #[doc(hidden)]
 pub mod guest;

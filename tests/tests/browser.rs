@@ -170,3 +170,147 @@ fn redirect_and_fixation_attacks_fail_in_a_real_browser() {
     let victim = s.store.find_user("fixation-victim").unwrap().unwrap();
     assert_eq!(victim.email, "fixation-victim@example.com");
 }
+
+/// An in-process plugin for the generic-form test: kind `code-form` answers an
+/// `xak-form` (code "123456" passes; the named "resend" button posts
+/// `action=resend`, and the checkbox must arrive as `true`), kind `mystery` a
+/// component the page does not know.
+mod form_plugin {
+    use plugin_api::form::{Field, FieldKind, Form};
+    use plugin_api::{
+        HookResult, Host, Manifest, Message, Outcome, Plugin, Stage, StageError, StageKind,
+        StageRequest,
+    };
+    use serde_json::{json, Value};
+
+    pub struct FormPlugin;
+    struct CodeForm;
+    struct Mystery;
+
+    fn form() -> Form {
+        Form::new("Enter your code")
+            .text("We sent a code to your address.")
+            .field(Field::new("code", "Code", FieldKind::Code).required())
+            .field(Field::new(
+                "remember",
+                "Remember this browser",
+                FieldKind::Checkbox,
+            ))
+            .button("Sign in")
+            .action("Send a new code", "action", "resend")
+    }
+
+    fn challenge(f: Form) -> HookResult {
+        HookResult::new(Outcome::Challenge(f.challenge()))
+    }
+
+    impl Stage for CodeForm {
+        fn get(&self, _: &StageRequest<'_>, _: &dyn Host) -> Result<HookResult, StageError> {
+            Ok(challenge(form()))
+        }
+        fn challenge_invalid(
+            &self,
+            _: &StageRequest<'_>,
+            body: &Value,
+            _: &dyn Host,
+        ) -> Result<HookResult, StageError> {
+            if body["action"] == "resend" {
+                return Ok(
+                    challenge(form()).with_message(Message::success("A new code is on its way."))
+                );
+            }
+            if body["code"] == "123456" && body["remember"] == true {
+                return Ok(HookResult::new(Outcome::StageOk));
+            }
+            Ok(challenge(form().error("code", "That code is not valid.")))
+        }
+    }
+
+    impl Stage for Mystery {
+        fn get(&self, _: &StageRequest<'_>, _: &dyn Host) -> Result<HookResult, StageError> {
+            Ok(HookResult::new(Outcome::Challenge(
+                json!({"component": "x-mystery"}),
+            )))
+        }
+        fn challenge_invalid(
+            &self,
+            r: &StageRequest<'_>,
+            _: &Value,
+            h: &dyn Host,
+        ) -> Result<HookResult, StageError> {
+            self.get(r, h)
+        }
+    }
+
+    impl Plugin for FormPlugin {
+        fn manifest(&self) -> Manifest {
+            let kind = |k: &str| StageKind {
+                kind: k.into(),
+                component: "xak-form".into(),
+                config_schema: json!({"type": "object"}),
+            };
+            plugin_api::manifest![kind("code-form"), kind("mystery")]
+        }
+        fn new_stage(&self, kind: &str, _: &str, _: &str) -> Result<Box<dyn Stage>, StageError> {
+            match kind {
+                "code-form" => Ok(Box::new(CodeForm)),
+                _ => Ok(Box::new(Mystery)),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_generic_form_challenge_works_in_a_real_browser() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let Some(chromium) = browser_tools(&dir) else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let plugins: Vec<std::sync::Arc<dyn plugin_api::Plugin>> = vec![
+        e2e_tests::email_plugin(Mode::Rlib),
+        std::sync::Arc::new(form_plugin::FormPlugin),
+    ];
+    let h = e2e_tests::host_setup(plugins, Default::default(), |cfg| {
+        cfg.base_url = format!("http://{addr}");
+        for (name, kind) in [("code", "code-form"), ("mystery", "mystery")] {
+            cfg.stages.push(host_harness::config::StageDef {
+                name: name.into(),
+                kind: kind.into(),
+                ..Default::default()
+            });
+        }
+        for (slug, stage) in [("form-demo", "code"), ("mystery", "mystery")] {
+            cfg.flows.push(host_harness::flow::FlowDef {
+                slug: slug.into(),
+                title: slug.into(),
+                designation: "authentication".into(),
+                stages: vec![stage.into()],
+            });
+        }
+    });
+    let state = host_harness::http::AppState::new(h.ex);
+    let server = host_harness::http::RunningServer::start(listener, state).unwrap();
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
+    let out = Command::new("node")
+        .arg(dir.join("form.mjs"))
+        .env("BASE_URL", format!("http://{}", server.addr))
+        .env("SHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("result line");
+    assert_eq!(result["text_shown"], true, "{result}");
+    assert_eq!(result["code_autocomplete"], "one-time-code");
+    assert_eq!(result["finished"], true);
+    assert_eq!(result["unknown_named"], true);
+    assert_eq!(result["csp_violations"], serde_json::json!([]));
+}
