@@ -107,6 +107,18 @@ enum Command {
         #[arg(long)]
         from: Option<String>,
     },
+    /// Runs the conformance battery on a plugin library's stage kinds: one PASS or
+    /// FAIL line per property; exits non-zero when any fails.
+    CheckPlugin {
+        /// Plugin library.
+        path: PathBuf,
+        /// Only this stage kind (default: every kind the plugin provides).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Stage configuration the kind accepts, as JSON (default `{}`).
+        #[arg(long)]
+        config: Option<String>,
+    },
     /// Loads a plugin library and prints its manifest, or the reason it is refused.
     Inspect {
         /// Plugin library.
@@ -231,6 +243,9 @@ fn main() -> anyhow::Result<()> {
             stage,
             from,
         } => cli::test_email::run(&config, &to, stage.as_deref(), from),
+        Command::CheckPlugin { path, kind, config } => {
+            cli::check_plugin::run(&path, kind.as_deref(), config.as_deref())
+        }
         Command::Inspect {
             path,
             verbose,

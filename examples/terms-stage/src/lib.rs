@@ -198,6 +198,15 @@ mod tests {
     }
 
     #[test]
+    fn passes_the_conformance_battery_in_process() {
+        let config = json!({"text": "Be nice.", "version": "v1"});
+        let report =
+            plugin_api::testing::conformance::check_stage_kind(&TermsPlugin, "terms", &config);
+        assert!(report.iter().all(|p| p.passed), "{report:#?}");
+        assert_eq!(report.len(), 7);
+    }
+
+    #[test]
     fn get_and_restore_show_the_terms() {
         let host = FakeHost::new();
         let got = stage().get(&req(), &host).expect("get");

@@ -3,6 +3,7 @@
 //! modules never do.
 
 pub mod check;
+pub mod check_plugin;
 pub mod deliver;
 pub mod demo;
 pub mod inspect;

@@ -21,6 +21,7 @@ use crate::ratelimit::sliding_window;
 use crate::types::{FlowToken, LogLevel, NewFlowToken, OutgoingMail, RateLimit, User};
 use crate::HostError;
 
+pub mod conformance;
 mod flow;
 mod library;
 pub use flow::FakeFlow;
@@ -38,6 +39,7 @@ struct State {
     mails: Vec<OutgoingMail>,
     logs: Vec<(LogLevel, String, String)>,
     fail: Option<HostError>,
+    fail_in: Option<(&'static str, HostError)>,
     panic_in: Option<&'static str>,
 }
 
@@ -78,6 +80,11 @@ impl FakeHost {
             drop(s);
             panic!("FakeHost panics in {service}");
         }
+        if let Some((name, e)) = &s.fail_in {
+            if *name == service {
+                return Err(e.clone());
+            }
+        }
         match &s.fail {
             Some(e) => Err(e.clone()),
             None => Ok(()),
@@ -98,6 +105,11 @@ impl FakeHost {
     /// Makes every service fail with `err` from now on (`None` heals).
     pub fn fail_with(&self, err: Option<HostError>) {
         self.lock().fail = err;
+    }
+    /// Makes only `service` (a [`Host`] method name, e.g. `"cache_get"`) fail with
+    /// `err` from now on (`None` heals it).
+    pub fn fail_in(&self, service: &'static str, err: Option<HostError>) {
+        self.lock().fail_in = err.map(|e| (service, e));
     }
     /// Makes `service` (a [`Host`] method name, e.g. `"user"`) panic.
     pub fn panic_in(&self, service: &'static str) {
