@@ -1,5 +1,5 @@
-//! `host-harness check-plugin` through real libraries: the email stage and the
-//! terms example pass every property; the bad fixture (panics on garbage, mails on
+//! `host-harness check-plugin` through real libraries: the email stage and both
+//! examples (terms, email-code) pass every property; the bad fixture (panics on garbage, mails on
 //! every reload, logs its link) fails exactly those three.
 
 use std::process::Command;
@@ -33,9 +33,10 @@ fn verdicts(stdout: &str) -> Vec<(String, String)> {
 }
 
 #[test]
-fn the_email_stage_and_the_terms_example_pass_every_property() {
+fn the_email_stage_and_both_examples_pass_every_property() {
     for (package, args) in [
         ("email-stage-plugin", vec![]),
+        ("email-code-stage", vec![]),
         (
             "terms-stage",
             vec!["--config", r#"{"text": "Be nice.", "version": "v1"}"#],
