@@ -119,6 +119,18 @@ enum Command {
         #[arg(long)]
         config: Option<String>,
     },
+    /// Writes a new stage plugin crate: config type, stage, unit tests on the kit, an
+    /// FFI test and a host configuration that loads it.
+    NewPlugin {
+        /// Crate name and stage kind (a-z, 0-9, '-').
+        name: String,
+        /// Folder the crate folder is made in.
+        #[arg(long, default_value = ".")]
+        path: PathBuf,
+        /// The plugin-api crate to depend on (default: the one this binary was built from).
+        #[arg(long)]
+        plugin_api: Option<PathBuf>,
+    },
     /// Loads a plugin library and prints its manifest, or the reason it is refused.
     Inspect {
         /// Plugin library.
@@ -246,6 +258,11 @@ fn main() -> anyhow::Result<()> {
         Command::CheckPlugin { path, kind, config } => {
             cli::check_plugin::run(&path, kind.as_deref(), config.as_deref())
         }
+        Command::NewPlugin {
+            name,
+            path,
+            plugin_api,
+        } => cli::new_plugin::run(&name, &path, plugin_api),
         Command::Inspect {
             path,
             verbose,

@@ -7,6 +7,7 @@ pub mod check_plugin;
 pub mod deliver;
 pub mod demo;
 pub mod inspect;
+pub mod new_plugin;
 pub mod outbox;
 pub mod plugins;
 pub mod serve;
