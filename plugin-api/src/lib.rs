@@ -2,7 +2,8 @@
 //!
 //! A *stage* is one step of a flow (identification, password, email verification, …).
 //! A *plugin* is a dynamic library that provides one or more stage kinds. This crate
-//! is all a plugin author or a host needs.
+//! is all a plugin author or a host needs. Plugin authors: start with the
+//! [`guide`], which walks one real stage from an empty crate to a loaded library.
 //!
 //! # Lifecycle
 //!
@@ -136,6 +137,7 @@ pub mod config;
 mod convert;
 mod error;
 pub mod form;
+pub mod guide;
 #[cfg(feature = "guest")]
 #[doc(hidden)]
 pub mod guest;
