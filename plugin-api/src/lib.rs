@@ -137,10 +137,10 @@ pub mod config;
 mod convert;
 mod error;
 pub mod form;
-pub mod guide;
 #[cfg(feature = "guest")]
 #[doc(hidden)]
 pub mod guest;
+pub mod guide;
 mod host;
 #[cfg(feature = "host")]
 mod layout_report;

@@ -2,7 +2,9 @@
 //! enroll with a fresh address, read the mail from a real SMTP server, open the link
 //! in another browser, confirm, land signed in with the account active; then recovery
 //! for an unknown address shows exactly what a known one shows, and recovery for the
-//! known one ends with a new password, signed in. Screenshots of every
+//! known one ends with a new password, signed in. The generic `xak-form` challenge
+//! and the email-code example (sign-in with a mailed code) run in the page too.
+//! Screenshots of every
 //! step go to `target/browser-screenshots/`.
 
 use std::path::{Path, PathBuf};
@@ -312,5 +314,57 @@ fn the_generic_form_challenge_works_in_a_real_browser() {
     assert_eq!(result["code_autocomplete"], "one-time-code");
     assert_eq!(result["finished"], true);
     assert_eq!(result["unknown_named"], true);
+    assert_eq!(result["csp_violations"], serde_json::json!([]));
+}
+
+/// The email-code example in the flow page of `serve` on embedded defaults (which
+/// adds its `code-signin` flow when the library is built): a wrong code is refused
+/// under the field, the mailed one signs in.
+#[test]
+fn sign_in_with_a_mailed_code_in_a_real_browser() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let Some(chromium) = browser_tools(&dir) else {
+        return;
+    };
+    e2e_tests::plugin_path("email-code-stage"); // built beside the email stage
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let served = e2e_tests::Served::on_defaults(e2e_tests::free_port(), &data, &[]);
+    let created = Command::new(e2e_tests::host_harness_bin())
+        .args([
+            "users",
+            "create",
+            "codeuser",
+            "--email",
+            "codeuser@example.com",
+            "--database",
+        ])
+        .arg(format!("sqlite://{}", data.join("host.db").display()))
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
+    let out = Command::new("node")
+        .arg(dir.join("code.mjs"))
+        .env("BASE_URL", &served.base)
+        .env("MAILDIR", data.join("mail"))
+        .env("SHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .env("USERNAME", "codeuser")
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("result line");
+    assert_eq!(result["signed_in"], true, "{result}");
     assert_eq!(result["csp_violations"], serde_json::json!([]));
 }

@@ -94,7 +94,7 @@ fn configuration(args: &Args) -> anyhow::Result<HostConfig> {
                 None => super::demo::default_plugin()?,
             };
             std::fs::create_dir_all(&args.data)?;
-            config::reference_config(
+            let mut cfg = config::reference_config(
                 &format!("sqlite://{}", args.data.join("host.db").display()),
                 &format!("http://{}", args.listen),
                 Some(&plugin),
@@ -102,7 +102,9 @@ fn configuration(args: &Args) -> anyhow::Result<HostConfig> {
                     maildir: Some(args.data.join("mail")),
                     ..Default::default()
                 },
-            )
+            );
+            with_email_code_example(&mut cfg, &plugin)?;
+            cfg
         }
     };
     if let Some(d) = &args.database {
@@ -112,6 +114,37 @@ fn configuration(args: &Args) -> anyhow::Result<HostConfig> {
         cfg.cache = Some(c.clone());
     }
     Ok(cfg)
+}
+
+/// The email-code example's sign-in flow (`examples/email-code-stage/flow.toml`,
+/// flow `code-signin`), added to the embedded defaults when its library was built
+/// beside the email stage's (`cargo build --workspace` builds both).
+fn with_email_code_example(
+    cfg: &mut HostConfig,
+    email_plugin: &std::path::Path,
+) -> anyhow::Result<()> {
+    let name = format!(
+        "{}email_code_stage{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let Some(lib) = email_plugin
+        .parent()
+        .map(|d| d.join(name))
+        .filter(|p| p.exists())
+    else {
+        return Ok(());
+    };
+    let text = include_str!("../../../examples/email-code-stage/flow.toml");
+    let example: HostConfig =
+        toml::from_str(text).context("examples/email-code-stage/flow.toml")?;
+    cfg.plugins.push(config::PluginRef {
+        path: lib,
+        sha256: None,
+    });
+    cfg.stages.extend(example.stages);
+    cfg.flows.extend(example.flows);
+    Ok(())
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, which container runtimes send to stop a
