@@ -168,6 +168,29 @@ fn a_pinned_plugin_whose_file_changed_is_refused_with_both_digests() {
 /// library declares, naming the stage and the JSON path; `inspect --schema` prints
 /// that schema.
 #[test]
+fn a_copy_of_the_flows_without_a_plugin_is_told_how_to_load_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("host.toml");
+    std::fs::write(&cfg, include_str!("../../host-harness/flows.toml")).unwrap();
+    let out = Command::new(host_harness_bin())
+        .arg("check")
+        .arg(&cfg)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("kind 'email'") && stderr.contains("no plugin is loaded"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[[plugins]] path = "),
+        "says how to load one: {stderr}"
+    );
+}
+
+#[test]
 fn a_stage_config_against_its_schema_is_refused_by_check_with_stage_and_path() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_in(dir.path(), "");

@@ -49,8 +49,15 @@ fn build_binding(def: &StageDef, plugins: &[Arc<dyn Plugin>]) -> Result<Binding,
             Some((p, m.name, m.version, kind))
         });
         let Some((plugin, namespace, version, kind)) = provider else {
+            let loaded: Vec<String> = plugins.iter().map(|p| p.manifest().name).collect();
+            let loaded = if loaded.is_empty() {
+                "no plugin is loaded".to_string()
+            } else {
+                format!("loaded: {}", loaded.join(", "))
+            };
             return Err(ConfigError::Invalid(format!(
-                "stage '{}': kind '{}' is neither built in ({}) nor provided by a loaded plugin",
+                "stage '{}': kind '{}' is neither built in ({}) nor provided by a loaded plugin ({loaded}); \
+                 load the library that provides it with [[plugins]] path = \"…\" in the configuration",
                 def.name,
                 def.kind,
                 KINDS.join(", ")
