@@ -301,3 +301,26 @@ fn email_stage_branches_over_http() {
     assert_eq!(v["component"], "xak-flow-redirect");
     assert_eq!(v["to"], "/home");
 }
+
+#[test]
+fn server_timing_is_sent_only_when_configured() {
+    let plain = TestServer::start(Mode::Cdylib, |_| {});
+    let resp = agent().get(&api(&plain, "enroll", "")).call().unwrap();
+    assert_eq!(resp.header("server-timing"), None, "off by default");
+
+    let settings = host_harness::http::HttpSettings {
+        server_timing: true,
+        ..Default::default()
+    };
+    let timed = TestServer::start_with(Mode::Cdylib, |_| {}, settings);
+    let resp = agent().get(&api(&timed, "enroll", "")).call().unwrap();
+    let header = resp
+        .header("server-timing")
+        .expect("Server-Timing")
+        .to_string();
+    let ms: f64 = header
+        .strip_prefix("app;dur=")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("app;dur=<ms>: {header}"));
+    assert!(ms > 0.0 && ms < 60_000.0, "{header}");
+}

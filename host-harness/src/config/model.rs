@@ -260,6 +260,10 @@ pub struct HttpConfig {
     /// Keep sessions in the store so several hosts share them; default: on when the
     /// database is PostgreSQL.
     pub shared_sessions: Option<bool>,
+    /// Answer with `Server-Timing: app;dur=<ms>`, the server's own time for the
+    /// request, so a benchmark separates it from the client's. Off by default: it
+    /// would hand a remote timing attack the server's time without network noise.
+    pub server_timing: bool,
 }
 
 impl Default for HttpConfig {
@@ -275,6 +279,7 @@ impl Default for HttpConfig {
             session_idle_minutes: (d.sessions.idle_ms / 60_000) as u64,
             session_max_hours: (d.sessions.absolute_ms / 3_600_000) as u64,
             shared_sessions: None,
+            server_timing: false,
         }
     }
 }
@@ -321,6 +326,7 @@ impl HttpConfig {
                 .shared_sessions
                 .unwrap_or_else(|| is_postgres(database)),
             test_clock: None,
+            server_timing: self.server_timing,
         })
     }
 }

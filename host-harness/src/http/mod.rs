@@ -67,6 +67,8 @@ pub struct HttpSettings {
     /// The executor's clock when it is moved by hand (`serve --clock manual`): then,
     /// and only then, `/-/test/clock` is routed ([`test_clock`]).
     pub test_clock: Option<Arc<ManualClock>>,
+    /// Add `Server-Timing: app;dur=<ms>` to every answer (`[http] server_timing`).
+    pub server_timing: bool,
 }
 
 /// Shared state of the server.
@@ -196,7 +198,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             security_headers,
         ))
-        .layer(axum::middleware::from_fn(observe::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }
 

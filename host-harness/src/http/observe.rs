@@ -1,14 +1,18 @@
 //! What every HTTP request leaves behind: a request id (`X-Request-Id` on the
 //! answer; the `request_id` of any `system_exception` event it causes), a `request`
 //! span carrying it around every log line the request writes, hooks included, and
-//! its count and time in the [metrics](mod@crate::system::metrics).
+//! its count and time in the [metrics](mod@crate::system::metrics) and, when
+//! configured, in a `Server-Timing` header.
 
-use axum::extract::{MatchedPath, Request};
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
+use super::AppState;
 use crate::system::metrics::{metrics, HttpLabels, RouteLabels};
 
 /// The response header naming the request.
@@ -19,7 +23,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct RequestId(pub String);
 
 /// The middleware: names, traces, counts and times the request.
-pub async fn observe(mut req: Request, next: Next) -> Response {
+pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -44,7 +48,14 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
-    count(route, method, resp.status().as_u16(), started.elapsed());
+    let took = started.elapsed();
+    if state.settings.server_timing {
+        let dur = format!("app;dur={:.3}", took.as_secs_f64() * 1000.0);
+        if let Ok(v) = HeaderValue::from_str(&dur) {
+            resp.headers_mut().insert("server-timing", v);
+        }
+    }
+    count(route, method, resp.status().as_u16(), took);
     resp
 }
 

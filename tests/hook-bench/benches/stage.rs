@@ -1,5 +1,6 @@
 //! The email stage's hooks through the loaded cdylib and as an in-process rlib, on
-//! in-memory host services: repeat GET, first send, rate-limited POST, restore.
+//! in-memory host services: repeat GET, first send, resend under the limit,
+//! rate-limited POST, restore.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -81,6 +82,24 @@ fn hooks(c: &mut Criterion) {
         let body = json!({"component": "ak-stage-email"});
         c.bench_function(&format!("rate_limited_post/{tag}"), |b| {
             b.iter(|| black_box(s.challenge_invalid(&req(&ctx), &body, &host).unwrap()))
+        });
+
+        // A resend the limiter allows: the clock moves past the window each time, so
+        // the attempt list stays one long and every call sends.
+        let s = stage(plugin, json!({}));
+        let ctx = json!({"pending_user": user(), "email_sent": true}).to_string();
+        let body = json!({"component": "ak-stage-email"});
+        let resend = || {
+            host.advance(300_001);
+            s.challenge_invalid(&req(&ctx), &body, &host).unwrap()
+        };
+        let first = resend();
+        assert_eq!(
+            first.messages[0].message, "Email Successfully sent.",
+            "{first:?}"
+        );
+        c.bench_function(&format!("resend_under_limit/{tag}"), |b| {
+            b.iter(|| black_box(resend()))
         });
 
         let s = stage(plugin, json!({"activate_user_on_success": true}));
