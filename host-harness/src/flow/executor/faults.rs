@@ -52,17 +52,24 @@ impl Executor {
     /// plugin. Ends a quarantine whose cool-down is over, and asks the store for an
     /// operator's release at most once a second.
     pub(super) fn refuse_if_quarantined(&self, binding: &Binding) -> bool {
-        let Some(labels) = labels(binding) else {
+        if matches!(binding.imp, StageImpl::Builtin(_)) {
             return false;
-        };
+        }
+        // Labels (two String copies) only once a quarantine is involved: this runs on
+        // every request to a plugin stage.
         let now = self.clock.now_ms();
         let q = match binding.breaker.status(now) {
             Status::Open => return false,
             Status::Ended(_) => {
-                self.quarantine_over(binding, &labels, "cool-down over");
+                if let Some(labels) = labels(binding) {
+                    self.quarantine_over(binding, &labels, "cool-down over");
+                }
                 return false;
             }
             Status::InForce(q) => q,
+        };
+        let Some(labels) = labels(binding) else {
+            return false;
         };
         if binding.breaker.release_check_due(now)
             && self.releases(&binding.name) > q.releases_seen
