@@ -37,6 +37,28 @@ fn browser_tools(dir: &Path) -> Option<PathBuf> {
     Some(chromium)
 }
 
+/// Runs a browser script with `node` (Chromium at `chromium`, `envs` set) and parses
+/// the JSON line it prints last; panics with its output when it fails.
+fn run_script(
+    script: &Path,
+    chromium: &Path,
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(script)
+        .env("CHROMIUM", chromium)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("result line")
+}
+
 fn chromium() -> Option<PathBuf> {
     let p = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
     p.exists().then_some(p)
@@ -55,22 +77,15 @@ fn enrollment_and_recovery_in_a_real_browser() {
     let s = TestServer::start(Mode::Cdylib, |cfg| cfg.mail = smtp_mail("127.0.0.1", port));
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
-    let out = Command::new("node")
-        .arg(dir.join("flow.mjs"))
-        .env("BASE_URL", s.url(""))
-        .env("MAILDIR", sink.maildir.path())
-        .env("SHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let result = run_script(
+        &dir.join("flow.mjs"),
+        &chromium,
+        &[
+            ("BASE_URL", s.url("").as_ref()),
+            ("MAILDIR", sink.maildir.path().as_ref()),
+            ("SHOTS", shots.as_ref()),
+        ],
     );
-    let result: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("result line");
     assert_eq!(result["recovery_identical"], true);
     assert_eq!(result["recovered"], true);
     assert_eq!(
@@ -132,24 +147,17 @@ fn redirect_and_fixation_attacks_fail_in_a_real_browser() {
             .unwrap();
     }
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
-    let out = Command::new("node")
-        .arg(dir.join("attacks.mjs"))
-        .env("BASE_URL", s.url(""))
-        .env("MAILDIR", sink.maildir.path())
-        .env("SHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .env("REDIRECT_VICTIM", "redirect-victim@example.com")
-        .env("FIXATION_VICTIM", "fixation-victim@example.com")
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let r = run_script(
+        &dir.join("attacks.mjs"),
+        &chromium,
+        &[
+            ("BASE_URL", s.url("").as_ref()),
+            ("MAILDIR", sink.maildir.path().as_ref()),
+            ("SHOTS", shots.as_ref()),
+            ("REDIRECT_VICTIM", "redirect-victim@example.com".as_ref()),
+            ("FIXATION_VICTIM", "fixation-victim@example.com".as_ref()),
+        ],
     );
-    let r: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("result line");
     assert_eq!(r["link_carries_next"], true, "{r}");
     assert_eq!(
         r["evil_requested"], false,
@@ -295,21 +303,14 @@ fn the_generic_form_challenge_works_in_a_real_browser() {
     let state = host_harness::http::AppState::new(h.ex);
     let server = host_harness::http::RunningServer::start(listener, state).unwrap();
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
-    let out = Command::new("node")
-        .arg(dir.join("form.mjs"))
-        .env("BASE_URL", format!("http://{}", server.addr))
-        .env("SHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let result = run_script(
+        &dir.join("form.mjs"),
+        &chromium,
+        &[
+            ("BASE_URL", format!("http://{}", server.addr).as_ref()),
+            ("SHOTS", shots.as_ref()),
+        ],
     );
-    let result: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("result line");
     assert_eq!(result["text_shown"], true, "{result}");
     assert_eq!(result["code_autocomplete"], "one-time-code");
     assert_eq!(result["finished"], true);
@@ -348,23 +349,16 @@ fn sign_in_with_a_mailed_code_in_a_real_browser() {
         String::from_utf8_lossy(&created.stderr)
     );
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
-    let out = Command::new("node")
-        .arg(dir.join("code.mjs"))
-        .env("BASE_URL", &served.base)
-        .env("MAILDIR", data.join("mail"))
-        .env("SHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .env("USERNAME", "codeuser")
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let result = run_script(
+        &dir.join("code.mjs"),
+        &chromium,
+        &[
+            ("BASE_URL", served.base.as_ref()),
+            ("MAILDIR", data.join("mail").as_ref()),
+            ("SHOTS", shots.as_ref()),
+            ("USERNAME", "codeuser".as_ref()),
+        ],
     );
-    let result: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("result line");
     assert_eq!(result["signed_in"], true, "{result}");
     assert_eq!(result["csp_violations"], serde_json::json!([]));
 }
