@@ -62,8 +62,10 @@ pub struct RawConfig {
     pub activate_user_on_success: bool,
     /// Link validity; one minute is added. Format: hours=3;minutes=17;seconds=300
     pub token_expiry: String,
-    /// Mail subject.
-    pub subject: String,
+    /// Mail subject, sent as written. Unset: the catalog's subject for the template,
+    /// in the reader's language and naming the brand (authentik's default subject
+    /// was its own name, "authentik").
+    pub subject: Option<String>,
     /// Template name.
     pub template: String,
     /// Directory of custom templates (authentik's template `DIRS`).
@@ -103,7 +105,7 @@ impl Default for RawConfig {
             recovery_cache_timeout: "minutes=5".into(),
             activate_user_on_success: false,
             token_expiry: "minutes=30".into(),
-            subject: "authentik".into(),
+            subject: None,
             template: "email/password_reset.html".into(),
             custom_templates_dir: None,
             token_length: 60,
@@ -132,8 +134,8 @@ pub struct Config {
     pub activate_user_on_success: bool,
     /// Link validity, without the extra minute.
     pub token_expiry: Duration,
-    /// Subject (CR/LF free).
-    pub subject: String,
+    /// Subject override (CR/LF free); `None` takes the catalog's.
+    pub subject: Option<String>,
     /// Template name.
     pub template: String,
     /// Custom templates directory.
@@ -245,7 +247,7 @@ impl RawConfig {
                 "must be at most 100 years (dates past year 9999 cannot be shown in mail)",
             ));
         }
-        if self.subject.contains(['\r', '\n']) {
+        if (self.subject.as_deref()).is_some_and(|s| s.contains(['\r', '\n'])) {
             return Err(cfg_err("subject", "must not contain line breaks"));
         }
         let custom_templates_dir = self.custom_templates_dir.map(PathBuf::from);
@@ -324,7 +326,7 @@ mod tests {
         assert_eq!(c.max_attempts, 5);
         assert_eq!(c.window.whole_seconds(), 300);
         assert_eq!(c.token_expiry.whole_seconds(), 1800);
-        assert_eq!(c.subject, "authentik");
+        assert_eq!(c.subject, None);
         assert_eq!(c.template, "email/password_reset.html");
         assert_eq!(
             c.from_address.unwrap().to_string(),

@@ -15,6 +15,7 @@
 pub mod compose;
 pub mod config;
 pub mod duration;
+pub mod i18n;
 pub mod link;
 mod stage;
 pub mod templates;

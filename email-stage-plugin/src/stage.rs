@@ -5,15 +5,16 @@
 use plugin_api::address::EmailAddress;
 use plugin_api::token::{generate_key, hash_key, sha256_hex};
 use plugin_api::{
-    FlowToken, HookResult, Host, HostError, MailRoute, Message, NewFlowToken, Outcome,
+    Brand, FlowToken, HookResult, Host, HostError, MailRoute, Message, NewFlowToken, Outcome,
     OutgoingMail, RateLimit, Stage, StageError, StageRequest, User,
 };
 use serde_json::{json, Map, Value};
 
 use crate::compose::{self, ComposeError};
 use crate::config::{Config, RateLimitKey};
+use crate::i18n::{Catalogs, BUILTIN_CATALOGS, DEFAULT_LOCALE};
 use crate::link;
-use crate::templates::{RenderContext, RenderError, Templates};
+use crate::templates::{RenderContext, RenderError, Templates, BUILTIN_TEMPLATES};
 
 /// Cache-key prefix of the resend rate limit (authentik's `EMAIL_RECOVERY_CACHE_KEY`).
 pub const RATE_LIMIT_PREFIX: &str = "goauthentik.io/stages/email/stage/";
@@ -32,7 +33,39 @@ pub const COMPONENT: &str = "ak-stage-email";
 
 /// The rate-limit message for `minutes` (always "minutes", as authentik says it).
 pub fn too_many_attempts(minutes: u64) -> String {
-    format!("Too many account verification attempts. Please try again after {minutes} minutes.")
+    too_many_attempts_in("en", minutes)
+}
+
+/// The rate-limit message for `minutes` in `locale`.
+pub fn too_many_attempts_in(locale: &str, minutes: u64) -> String {
+    let mut args = fluent_bundle::FluentArgs::new();
+    args.set("minutes", minutes);
+    Catalogs::builtin().text(locale, "msg-too-many-attempts", Some(&args))
+}
+
+/// Catalog message `id` in `locale`.
+fn tr(locale: &str, id: &str) -> String {
+    Catalogs::builtin().text(locale, id, None)
+}
+
+/// The subject: the configured one, else the catalog's for the template.
+pub fn subject_for(
+    configured: Option<&str>,
+    template: &str,
+    locale: &str,
+    brand: &Brand,
+) -> String {
+    if let Some(s) = configured {
+        return s.to_string();
+    }
+    let id = match template {
+        "email/password_reset.html" => "subject-password-reset",
+        "email/account_confirmation.html" => "subject-account-confirmation",
+        _ => "subject-default",
+    };
+    let mut args = fluent_bundle::FluentArgs::new();
+    args.set("brand", brand.name.as_str());
+    Catalogs::builtin().text(locale, id, Some(&args))
 }
 
 /// The GET challenge.
@@ -113,10 +146,60 @@ fn host_of(base_url: &str) -> &str {
     }
 }
 
+/// The catalog locale a hook writes in: the user's own locale when set (authentik's
+/// `settings.locale`), else the request's (the host's negotiated one), resolved
+/// along the catalog chain (`de-AT` → `de` → `en`).
+fn locale_of<'a>(user: Option<&'a User>, req: &'a StageRequest<'_>) -> &'static str {
+    let wanted = match user {
+        Some(u) if !u.locale.is_empty() => u.locale.as_str(),
+        _ => req.locale,
+    };
+    Catalogs::builtin().resolve(wanted)
+}
+
 fn random_uuid(host: &dyn Host) -> Result<uuid::Uuid, StageError> {
     let mut b = [0u8; 16];
     host.fill_random(&mut b)?;
     Ok(uuid::Builder::from_random_bytes(b).into_uuid())
+}
+
+/// Renders a custom `template` (and its text twin) in every shipped locale with a
+/// sample user, unknown variables as errors: a template that would fail or render
+/// blanks is refused when the stage is built (`check`, `serve`), naming file and line.
+/// Built-in templates are checked by unit tests instead.
+fn check_template(stage: &str, templates: &Templates, template: &str) -> Result<(), StageError> {
+    if BUILTIN_TEMPLATES.iter().any(|(n, _)| *n == template) {
+        return Ok(());
+    }
+    let user = User {
+        id: Some("1".into()),
+        username: "sample".into(),
+        name: "Sample User".into(),
+        email: "sample@example.com".into(),
+        is_active: true,
+        locale: String::new(),
+        attributes: Default::default(),
+    };
+    let brand = Brand::default();
+    for (locale, _) in BUILTIN_CATALOGS {
+        let ctx = RenderContext {
+            url: "https://id.example.com/if/flow/sample/?flow_token=sample",
+            user: &user,
+            expires_ms: 31 * 60_000,
+            now_ms: 0,
+            token: "sample",
+            subject: "sample",
+            brand: &brand,
+            locale,
+        };
+        let has_twin = templates
+            .check(template, &ctx)
+            .map_err(|e| StageError::Config(format!("template: {e}")))?;
+        if !has_twin && *locale == DEFAULT_LOCALE {
+            tracing::warn!(target: "email_stage", stage, template, "custom HTML template has no text twin: its mails have no text/plain part");
+        }
+    }
+    Ok(())
 }
 
 impl EmailStage {
@@ -127,6 +210,7 @@ impl EmailStage {
         }
         let config = Config::from_json(config_json)?;
         let templates = Templates::new(config.custom_templates_dir.clone());
+        check_template(name, &templates, &config.template)?;
         Ok(Self {
             name: name.to_string(),
             config,
@@ -236,6 +320,14 @@ impl EmailStage {
             .saturating_add(self.config.token_expiry.as_millis())
             .saturating_add(60_000);
         let url = link::build(req.base_url, req.flow_slug, req.query, Some(&key));
+        let locale = locale_of(Some(pending), req);
+        let brand = Brand::in_context(ctx)?;
+        let subject = subject_for(
+            self.config.subject.as_deref(),
+            &self.config.template,
+            locale,
+            &brand,
+        );
         let rendered = self.templates.render(
             &self.config.template,
             &RenderContext {
@@ -244,16 +336,17 @@ impl EmailStage {
                 expires_ms,
                 now_ms: now,
                 token: &key,
-                subject: &self.config.subject,
+                subject: &subject,
+                brand: &brand,
+                locale,
             },
         );
         let (html, text) = match rendered {
             Ok(r) => r,
-            Err(RenderError::Syntax(detail)) => {
-                self.template_error_event(req, method, &detail, host)?;
+            Err(e) => {
+                self.template_error_event(req, method, &e, host)?;
                 return Ok(Sent::TemplateInvalid);
             }
-            Err(RenderError::Other(detail)) => return Err(StageError::Internal(detail)),
         };
         let from = match &self.config.from_address {
             Some(a) => lettre::message::Mailbox::new(None, a.clone()),
@@ -267,7 +360,7 @@ impl EmailStage {
             random_uuid(host)?.simple(),
             host_of(req.base_url)
         );
-        let composed = compose::compose(from, to, &self.config.subject, &message_id, html, text)
+        let composed = compose::compose(from, to, &subject, &message_id, html, text)
             .map_err(|e: ComposeError| StageError::Internal(e.to_string()))?;
         // Anti-enumeration: a placeholder user gets the same token and mail, stored
         // the same way, as decoys the host never restores or delivers.
@@ -283,7 +376,7 @@ impl EmailStage {
             expires_ms,
             intent: "verification".into(),
             revoke_on_execution: false,
-            confirm_header: Some(CONSENT_HEADER.into()),
+            confirm_header: Some(tr(locale, "consent-header")),
             decoy: placeholder,
         })?;
         let queued = host.enqueue_mail(&OutgoingMail {
@@ -291,10 +384,11 @@ impl EmailStage {
             envelope_from: composed.envelope_from,
             envelope_to: vec![composed.envelope_to],
             to_display: vec![composed.to_display],
-            subject: self.config.subject.clone(),
+            subject,
             raw: composed.raw,
             route: self.config.route.clone(),
             decoy: placeholder,
+            locale: locale.to_string(),
         });
         match queued {
             Ok(()) => {}
@@ -316,7 +410,7 @@ impl EmailStage {
         &self,
         req: &StageRequest<'_>,
         method: &str,
-        detail: &str,
+        error: &RenderError,
         host: &dyn Host,
     ) -> Result<(), StageError> {
         let mut args = Map::new();
@@ -331,13 +425,15 @@ impl EmailStage {
             };
             args.insert(k.into_owned(), Value::String(v));
         }
-        tracing::warn!(target: "email_stage", template = %self.config.template, "template syntax error");
+        let template = error.template.as_deref().unwrap_or(&self.config.template);
+        tracing::warn!(target: "email_stage", template, line = error.line, kind = error.type_name(), "template error");
         host.emit_event(
             "configuration_error",
             &json!({
                 "message": MSG_TEMPLATE_ERROR,
-                "template": self.config.template,
-                "exception": { "type": "TemplateSyntaxError", "message": detail },
+                "template": template,
+                "line": error.line,
+                "exception": { "type": error.type_name(), "message": error.to_string() },
                 "http_request": {
                     "path": format!("/api/v3/flows/executor/{}/", req.flow_slug),
                     "method": method,
@@ -354,9 +450,14 @@ impl Stage for EmailStage {
         let ctx = req.context()?;
         let Some(pending) = User::pending_in(&ctx)? else {
             tracing::debug!(target: "email_stage", "No pending user");
-            return Ok(HookResult::new(Outcome::StageInvalid(None))
-                .with_message(Message::error(MSG_NO_PENDING_USER)));
+            return Ok(
+                HookResult::new(Outcome::StageInvalid(None)).with_message(Message::error(tr(
+                    locale_of(None, req),
+                    "msg-no-pending-user",
+                ))),
+            );
         };
+        let locale = locale_of(Some(&pending), req);
         if truthy(ctx.get("email_sent")) {
             return Ok(HookResult::new(Outcome::Challenge(challenge())));
         }
@@ -364,7 +465,7 @@ impl Stage for EmailStage {
             if let Some(minutes) = self.rate_limited(&pending, &ctx, host)? {
                 return Ok(HookResult::new(Outcome::Challenge(challenge()))
                     .with_context("email_sent", Value::Bool(true))
-                    .with_message(Message::error(too_many_attempts(minutes))));
+                    .with_message(Message::error(too_many_attempts_in(locale, minutes))));
             }
         }
         match self.send_email(req, &ctx, &pending, "GET", host)? {
@@ -372,7 +473,7 @@ impl Stage for EmailStage {
                 .with_context("email_sent", Value::Bool(true))),
             Sent::Limited(minutes) => Ok(HookResult::new(Outcome::Challenge(challenge()))
                 .with_context("email_sent", Value::Bool(true))
-                .with_message(Message::error(too_many_attempts(minutes)))),
+                .with_message(Message::error(too_many_attempts_in(locale, minutes)))),
             Sent::TemplateInvalid => Ok(HookResult::new(Outcome::StageInvalid(None))),
         }
     }
@@ -392,21 +493,22 @@ impl Stage for EmailStage {
                 "no pending user and the requester is anonymous".into(),
             ));
         };
+        let locale = locale_of(Some(&subject_user), req);
         if let Some(minutes) = self.rate_limited(&subject_user, &ctx, host)? {
             return Ok(HookResult::new(Outcome::Challenge(post_challenge()))
-                .with_message(Message::error(too_many_attempts(minutes))));
+                .with_message(Message::error(too_many_attempts_in(locale, minutes))));
         }
         let Some(pending) = pending else {
             return Ok(HookResult::new(Outcome::Challenge(post_challenge()))
-                .with_message(Message::error(MSG_NO_PENDING_USER)));
+                .with_message(Message::error(tr(locale, "msg-no-pending-user"))));
         };
         match self.send_email(req, &ctx, &pending, "POST", host)? {
             Sent::Queued => Ok(HookResult::new(Outcome::Challenge(post_challenge()))
-                .with_message(Message::success(MSG_SENT))),
+                .with_message(Message::success(tr(locale, "msg-sent")))),
             Sent::Limited(minutes) => Ok(HookResult::new(Outcome::Challenge(post_challenge()))
-                .with_message(Message::error(too_many_attempts(minutes)))),
+                .with_message(Message::error(too_many_attempts_in(locale, minutes)))),
             Sent::TemplateInvalid => Err(StageError::Internal(
-                "template syntax error while rendering the email".into(),
+                "template error while rendering the email".into(),
             )),
         }
     }
@@ -423,6 +525,7 @@ impl Stage for EmailStage {
         }
         let ctx = req.context()?;
         let user = self.pending_or_requester(User::pending_in(&ctx)?, req, host)?;
+        let locale = locale_of(user.as_ref(), req);
         let Some(user_id) = user.and_then(|u| u.id).filter(|id| *id == token.user_id) else {
             tracing::warn!(target: "email_stage", "Flow token for non-matching user, denying request");
             return Ok(HookResult::new(Outcome::StageInvalid(None)));
@@ -436,7 +539,8 @@ impl Stage for EmailStage {
             let n = host.revoke_flow_tokens(&user_id, &token.stage_name)?;
             tracing::debug!(target: "email_stage", revoked = n, "older links revoked");
         }
-        Ok(HookResult::new(Outcome::StageOk).with_message(Message::success(MSG_VERIFIED)))
+        Ok(HookResult::new(Outcome::StageOk)
+            .with_message(Message::success(tr(locale, "msg-verified"))))
     }
 
     fn mail_route(&self) -> Option<MailRoute> {
@@ -577,6 +681,50 @@ mod tests {
         assert_eq!(
             too_many_attempts(1),
             "Too many account verification attempts. Please try again after 1 minutes."
+        );
+    }
+
+    #[test]
+    fn english_catalog_keeps_the_specified_wording() {
+        assert_eq!(tr("en", "msg-sent"), MSG_SENT);
+        assert_eq!(tr("en", "msg-verified"), MSG_VERIFIED);
+        assert_eq!(tr("en", "msg-no-pending-user"), MSG_NO_PENDING_USER);
+        assert_eq!(tr("en", "consent-header"), CONSENT_HEADER);
+        assert_eq!(
+            too_many_attempts_in("de", 1),
+            "Zu viele Bestätigungsversuche. Bitte versuchen Sie es in einer Minute erneut."
+        );
+    }
+
+    #[test]
+    fn user_locale_beats_the_request_and_picks_subject_body_and_messages() {
+        let de = User {
+            locale: "de_AT".into(),
+            ..jane()
+        };
+        let host = FakeHost::new().with_user(de.clone());
+        let stage = EmailStage::new("reset", "{}").unwrap();
+        let ctx = json!({"pending_user": de, "brand": {"name": "Acme ID"}}).to_string();
+        let mut r = req(&ctx);
+        r.locale = "fr";
+        let got = stage.challenge_invalid(&r, &json!({}), &host).unwrap();
+        assert_eq!(got.messages[0].message, "E-Mail erfolgreich gesendet.");
+        let mail = &host.mails()[0];
+        assert_eq!(mail.subject, "Ihr Acme ID-Passwort zurücksetzen");
+        assert_eq!(mail.locale, "de");
+        let raw = String::from_utf8(mail.raw.clone()).unwrap();
+        assert!(raw.contains("Hallo jane,"), "{raw}");
+        // No user locale: the request's; a configured subject is sent as written.
+        let stage = EmailStage::new("reset", r#"{"subject": "Fixed"}"#).unwrap();
+        let ctx = json!({"pending_user": jane()}).to_string();
+        let mut r = req(&ctx);
+        r.locale = "fr-CH";
+        let got = stage.challenge_invalid(&r, &json!({}), &host).unwrap();
+        assert_eq!(got.messages[0].message, "E-mail envoyé avec succès.");
+        let mail = &host.mails()[1];
+        assert_eq!(
+            (mail.subject.as_str(), mail.locale.as_str()),
+            ("Fixed", "fr")
         );
     }
 

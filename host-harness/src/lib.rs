@@ -26,6 +26,7 @@ pub mod cache;
 pub mod config;
 pub mod flow;
 pub mod http;
+pub mod i18n;
 pub mod mail;
 pub mod maintenance;
 pub mod plan;

@@ -163,6 +163,9 @@ pub(crate) enum UsersCommand {
         /// Read a password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// Preferred locale of mail and messages (e.g. `de`, `fr-CH`).
+        #[arg(long, default_value = "")]
+        locale: String,
     },
     /// Prints every user as a JSON line.
     List,

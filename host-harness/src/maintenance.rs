@@ -192,6 +192,7 @@ mod tests {
             raw: vec![],
             route: RouteRef::Global,
             decoy: true,
+            locale: String::new(),
         };
         s.outbox_push(&decoy, 0, 0).unwrap();
         let h = Housekeeping {

@@ -176,8 +176,8 @@ pub use schemars;
 pub use serde_json;
 pub use stage::{Plugin, Stage};
 pub use types::{
-    FlowToken, HookResult, LogLevel, MailRoute, Manifest, Message, MessageLevel, NewFlowToken,
-    Outcome, OutgoingMail, RateLimit, SmtpSettings, StageKind, StageRequest, User,
+    Brand, FlowToken, HookResult, LogLevel, MailRoute, Manifest, Message, MessageLevel,
+    NewFlowToken, Outcome, OutgoingMail, RateLimit, SmtpSettings, StageKind, StageRequest, User,
 };
 
 /// Version of this crate: the API version plugins and hosts are built against.

@@ -78,6 +78,7 @@ pub struct MailBuilder {
     html: Option<String>,
     route: Option<MailRoute>,
     decoy: bool,
+    locale: String,
 }
 
 impl OutgoingMail {
@@ -125,6 +126,12 @@ impl MailBuilder {
         self
     }
 
+    /// The locale the mail is written in, for the host's `email_sent` event.
+    pub fn locale(mut self, locale: &str) -> Self {
+        self.locale = locale.into();
+        self
+    }
+
     /// Writes the message, with `Date` from `host`'s clock and a random
     /// `Message-ID` under the sender's domain.
     pub fn build(self, host: &dyn Host) -> Result<OutgoingMail, MailBuildError> {
@@ -164,6 +171,7 @@ impl MailBuilder {
             raw: msg.formatted(),
             route: self.route.unwrap_or(MailRoute::Global),
             decoy: self.decoy,
+            locale: self.locale,
         })
     }
 }

@@ -50,6 +50,50 @@ impl User {
     }
 }
 
+/// The operator's brand, as the host puts it in the plan context under `brand`
+/// (from its configuration, a flow's override laid over the host's). Stages pass it to
+/// what they render, so no mail names a product the operator did not configure.
+/// Added in 0.3.3; absent from a context, [`Brand::in_context`] gives the default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct Brand {
+    /// Product or organisation name shown in subjects and bodies.
+    pub name: String,
+    /// Absolute `http(s)` URL of a logo image; empty for none.
+    pub logo_url: String,
+    /// Address people may write to for help; empty for none.
+    pub support_email: String,
+    /// Accent colour, `#rrggbb` (the host refuses anything else).
+    pub primary_color: String,
+    /// Footer line of mails; empty for none.
+    pub footer: String,
+}
+
+impl Default for Brand {
+    fn default() -> Self {
+        Brand {
+            name: "Identity".into(),
+            logo_url: String::new(),
+            support_email: String::new(),
+            primary_color: "#2563eb".into(),
+            footer: String::new(),
+        }
+    }
+}
+
+impl Brand {
+    /// The plan context's `brand`; the default brand when absent or `null`.
+    pub fn in_context(
+        ctx: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Brand, crate::StageError> {
+        match ctx.get("brand") {
+            None | Some(serde_json::Value::Null) => Ok(Brand::default()),
+            Some(v) => Brand::deserialize(v)
+                .map_err(|e| crate::StageError::BadContext(format!("brand: {e}"))),
+        }
+    }
+}
+
 /// A flow token to be created by the host.
 ///
 /// The host stores it together with a snapshot of the *current* plan of the flow the
@@ -178,6 +222,10 @@ pub struct OutgoingMail {
     /// delivered (see [`NewFlowToken::decoy`]). Absent in JSON means `false`.
     #[serde(default)]
     pub decoy: bool,
+    /// The locale the mail was written in (a BCP 47 tag such as `de`), recorded in
+    /// the host's `email_sent` event; empty when unknown. Added in 0.3.3.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub locale: String,
 }
 
 impl std::fmt::Debug for OutgoingMail {

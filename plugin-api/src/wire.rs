@@ -102,6 +102,8 @@ struct MailMeta<'x> {
     raw: [u8; 0],
     route: &'x crate::MailRoute,
     decoy: bool,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    locale: &'x str,
 }
 
 impl<'x> ToWire for &'x OutgoingMail {
@@ -116,6 +118,7 @@ impl<'x> ToWire for &'x OutgoingMail {
             raw: [],
             route: &self.route,
             decoy: self.decoy,
+            locale: &self.locale,
         };
         Ok(HeldMail {
             meta_json: serde_json::to_string(&meta).map_err(|e| rejected("mail", e))?,
@@ -580,6 +583,7 @@ mod tests {
             raw: b"the message".to_vec(),
             route: MailRoute::Global,
             decoy: true,
+            locale: "de".into(),
         };
         let held = (&mail).hold().unwrap();
         let owned = OutgoingMail {

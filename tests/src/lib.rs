@@ -392,6 +392,7 @@ pub fn test_mail(id: &str, to: &str) -> host_harness::mail::QueuedMail {
         raw: c.raw,
         route: host_harness::mail::RouteRef::Global,
         decoy: false,
+        locale: String::new(),
     }
 }
 

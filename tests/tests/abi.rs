@@ -85,6 +85,7 @@ fn panicky(name: &str, panic_in: &str) -> StageDef {
 
 fn flow(slug: &str, stages: &[&str]) -> FlowDef {
     FlowDef {
+        brand: None,
         slug: slug.into(),
         title: slug.into(),
         designation: "authentication".into(),

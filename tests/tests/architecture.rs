@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom first: the order of `host-harness/src/lib.rs`'s module list.
 const LAYERS: &[&str] = &[
     "system",
+    "i18n",
     "plan",
     "storage",
     "cache",

@@ -293,6 +293,7 @@ fn the_generic_form_challenge_works_in_a_real_browser() {
         }
         for (slug, stage) in [("form-demo", "code"), ("mystery", "mystery")] {
             cfg.flows.push(host_harness::flow::FlowDef {
+                brand: None,
                 slug: slug.into(),
                 title: slug.into(),
                 designation: "authentication".into(),

@@ -23,6 +23,7 @@ fn jane(h: &TestHost) -> plugin_api::User {
             email: "jane@example.com".into(),
             is_active: true,
             password_hash: None,
+            locale: String::new(),
         })
         .unwrap()
 }
@@ -94,7 +95,10 @@ fn real_user_first_get_sends_once_and_repeat_get_sends_nothing() {
     assert_eq!(mails.len(), 1);
     let m = &mails[0];
     assert_eq!(m.to, "\"Jane Doe\" <jane@example.com>");
-    assert_eq!(m.subject, "Reset your password");
+    assert_eq!(
+        m.subject, "Reset your Identity password",
+        "the catalog's, default brand"
+    );
     assert!(
         m.content_type.starts_with("multipart/alternative"),
         "{}",
@@ -252,6 +256,7 @@ fn placeholder_user_outside_recovery_is_a_flow_error_and_still_counted() {
             json!({"recovery_max_attempts": 1, "rate_limit_initial_send": false}),
         );
         cfg.flows.push(host_harness::flow::FlowDef {
+            brand: None,
             slug: "login".into(),
             title: "Log in".into(),
             designation: "authentication".into(),
@@ -273,6 +278,7 @@ fn placeholder_user_outside_recovery_is_a_flow_error_and_still_counted() {
 
 fn only_email_flow(cfg: &mut host_harness::config::HostConfig) {
     cfg.flows.push(host_harness::flow::FlowDef {
+        brand: None,
         slug: "verify".into(),
         title: "Verify".into(),
         designation: "stage_configuration".into(),
@@ -348,7 +354,7 @@ fn pending_user_without_email_is_a_flow_error_without_orphan_token() {
 #[test]
 fn template_syntax_error_is_a_configuration_error_event_and_access_denied() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("broken.html"), "<p>{% if %}</p>").unwrap();
+    std::fs::write(dir.path().join("broken.html"), "<p>fine at start</p>").unwrap();
     let d = dir.path().to_string_lossy().to_string();
     let h = host(MODE, |cfg| {
         TestHost::edit_stage(
@@ -357,6 +363,9 @@ fn template_syntax_error_is_a_configuration_error_event_and_access_denied() {
             json!({"custom_templates_dir": d, "template": "broken.html"}),
         )
     });
+    // Broken after the host started (a broken file at start is refused: see
+    // `a_broken_custom_template_is_refused_at_check_naming_file_and_line`).
+    std::fs::write(dir.path().join("broken.html"), "<p>\n{% if %}</p>").unwrap();
     jane(&h);
     let (mut c, v) = recover(&h, "jane", "next=%2Fapp");
     assert_eq!(v["component"], "ak-stage-access-denied");
@@ -369,6 +378,8 @@ fn template_syntax_error_is_a_configuration_error_event_and_access_denied() {
         "Exception occurred while rendering E-mail template"
     );
     assert_eq!(ev[0]["template"], "broken.html");
+    assert_eq!(ev[0]["line"], 2);
+    assert_eq!(ev[0]["exception"]["type"], "TemplateSyntaxError");
     assert_eq!(ev[0]["http_request"]["args"]["next"], "/app");
     assert_eq!(h.tokens(), 0, "no orphan token");
     // On POST the same error is a flow error (spec [U]).

@@ -39,6 +39,7 @@ fn flow(slug: &str, stages: &[&str]) -> FlowDef {
         title: slug.into(),
         designation: "authentication".into(),
         stages: stages.iter().map(|s| s.to_string()).collect(),
+        brand: None,
     }
 }
 

@@ -33,6 +33,7 @@ fn cookie(a: &ureq::Agent, name: &str) -> Option<String> {
 /// A flow whose only stage needs no input: it finishes on the first GET.
 fn with_finish_flow(cfg: &mut HostConfig) {
     cfg.flows.push(FlowDef {
+        brand: None,
         slug: "finish".into(),
         title: "Finish".into(),
         designation: "authentication".into(),

@@ -80,6 +80,7 @@ fn a_panic_in_an_in_process_stage_is_access_denied_with_an_event() {
                     ..Default::default()
                 });
                 cfg.flows.push(FlowDef {
+                    brand: None,
                     slug: name.into(),
                     title: name.into(),
                     designation: "authentication".into(),

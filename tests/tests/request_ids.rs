@@ -96,6 +96,7 @@ fn one_request_id_in_header_flow_error_event_and_every_log_line() {
                 ..Default::default()
             });
             cfg.flows.push(FlowDef {
+                brand: None,
                 slug: "failing-flow".into(),
                 title: "Failing".into(),
                 designation: "authentication".into(),

@@ -142,6 +142,7 @@ fn config(
     unreachable.config["port"] = json!(e2e_tests::free_port());
     cfg.stages.push(unreachable);
     cfg.flows.push(host_harness::flow::FlowDef {
+        brand: None,
         slug: "recover-elsewhere".into(),
         title: "Recover".into(),
         designation: "recovery".into(),

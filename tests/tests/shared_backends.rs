@@ -89,6 +89,7 @@ fn jane(store: &dyn HostStore) {
             email: "jane@example.com".into(),
             is_active: true,
             password_hash: None,
+            locale: String::new(),
         })
         .unwrap();
 }

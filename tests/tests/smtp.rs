@@ -59,7 +59,7 @@ fn enroll_through_smtp(stage_settings: bool) {
     assert_eq!(header("X-MailFrom"), from, "envelope sender");
     assert_eq!(header("From"), from);
     assert_eq!(m.to, "\"Ana Lima\" <ana@example.com>");
-    assert_eq!(m.subject, "Confirm your account");
+    assert_eq!(m.subject, "Confirm your Identity account");
     assert!(
         m.content_type.starts_with("multipart/alternative"),
         "{}",
@@ -161,6 +161,7 @@ fn hostile_and_non_ascii_display_names_arrive_encoded_without_injected_headers()
             email: "zoe@bücher.example".into(),
             is_active: true,
             password_hash: None,
+            locale: String::new(),
         })
         .unwrap();
     let mut c = FlowClient::open(&h.ex, "recover", "");

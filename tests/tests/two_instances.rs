@@ -27,8 +27,10 @@ fn config(
     ))
     .unwrap();
     let flows = flows.replace(
-        r#"subject = "Reset your password" }"#,
-        &format!(r#"subject = "Reset your password", recovery_max_attempts = {MAX_ATTEMPTS} }}"#),
+        r#"template = "email/password_reset.html" }"#,
+        &format!(
+            r#"template = "email/password_reset.html", recovery_max_attempts = {MAX_ATTEMPTS} }}"#
+        ),
     );
     assert!(
         flows.contains("recovery_max_attempts"),

@@ -12,9 +12,13 @@ pub fn run(database: &str, command: UsersCommand) -> anyhow::Result<()> {
             name,
             inactive,
             password_stdin,
+            locale,
         } => {
             if username.trim().is_empty() || username.chars().any(char::is_whitespace) {
                 anyhow::bail!("username must be non-empty and without spaces");
+            }
+            if !locale.is_empty() && !host_harness::i18n::valid_tag(&locale) {
+                anyhow::bail!("'{locale}' is not a language tag (such as de or fr-CH)");
             }
             if !email.is_empty() && email.parse::<lettre::Address>().is_err() {
                 anyhow::bail!("'{email}' is not a valid email address");
@@ -34,6 +38,7 @@ pub fn run(database: &str, command: UsersCommand) -> anyhow::Result<()> {
                 email,
                 is_active: !inactive,
                 password_hash,
+                locale,
             })?;
             println!("{}", serde_json::to_string(&user)?);
         }

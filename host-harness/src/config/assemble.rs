@@ -1,14 +1,15 @@
 //! Assembly: plugins loaded, stages bound, flows checked, an [`Executor`] built.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use plugin_api::{load_plugin, Plugin};
+use plugin_api::{load_plugin, Brand, Plugin};
 
 use super::model::{is_postgres, ConfigError, HostConfig, MailConfig, PluginRef, StageDef};
 use super::open::{redact_url, Backends};
 use crate::flow::{Executor, ExecutorSettings, Services};
+use crate::i18n::resolve_brand;
 use crate::mail::{MailQueue, MailRoutes, TestEmailError};
 use crate::stages::builtin::{Builtin, KINDS};
 use crate::stages::{Binding, StageImpl};
@@ -34,8 +35,14 @@ pub fn load_plugins(cfg: &HostConfig) -> Result<Vec<Arc<dyn Plugin>>, ConfigErro
 
 /// Builds one stage binding: a built-in stage, or a plugin's. A plugin's stage
 /// configuration is checked against its kind's schema ([`super::schema`]) before the
-/// plugin sees it; the plugin then checks what a schema cannot say.
-fn build_binding(def: &StageDef, plugins: &[Arc<dyn Plugin>]) -> Result<Binding, ConfigError> {
+/// plugin sees it; the plugin then checks what a schema cannot say. `templates_dir`
+/// (`[templates] dir`) fills a `custom_templates_dir` the kind's schema declares and
+/// the stage leaves unset.
+fn build_binding(
+    def: &StageDef,
+    plugins: &[Arc<dyn Plugin>],
+    templates_dir: Option<&Path>,
+) -> Result<Binding, ConfigError> {
     let stage_err = |error| ConfigError::Stage {
         stage: def.name.clone(),
         error,
@@ -63,12 +70,21 @@ fn build_binding(def: &StageDef, plugins: &[Arc<dyn Plugin>]) -> Result<Binding,
                 KINDS.join(", ")
             )));
         };
-        let empty = serde_json::Value::Object(Default::default());
-        let config = if def.config.is_null() {
-            &empty
-        } else {
-            &def.config
+        let mut config = match &def.config {
+            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+            c => c.clone(),
         };
+        if let (Some(dir), Some(obj)) = (templates_dir, config.as_object_mut()) {
+            let declared = kind
+                .config_schema
+                .pointer("/properties/custom_templates_dir")
+                .is_some();
+            if declared && !obj.contains_key("custom_templates_dir") {
+                let dir = dir.display().to_string();
+                obj.insert("custom_templates_dir".into(), dir.into());
+            }
+        }
+        let config = &config;
         super::schema::check_stage_config(&def.name, &namespace, &kind, config)?;
         let stage = plugin
             .new_stage(&def.kind, &def.name, &config.to_string())
@@ -86,6 +102,7 @@ fn build_binding(def: &StageDef, plugins: &[Arc<dyn Plugin>]) -> Result<Binding,
         invalid_response_action: def.invalid_response_action,
         fault: def.fault_policy()?,
         breaker: Default::default(),
+        default_locale: def.default_locale.clone(),
     })
 }
 
@@ -103,7 +120,7 @@ pub fn build_bindings(
                 def.name
             )));
         }
-        bindings.push(build_binding(def, plugins)?);
+        bindings.push(build_binding(def, plugins, cfg.templates.dir.as_deref())?);
     }
     Ok(bindings)
 }
@@ -206,8 +223,21 @@ pub fn validate(
     cfg.mail.outbox.to_config()?;
     cfg.http.to_settings(&cfg.database)?;
     cfg.limits.check()?;
+    (cfg.i18n.check()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    brands(cfg)?;
     ca_roots(cfg)?;
     Ok(bindings)
+}
+
+/// Every flow's brand: `[brand]` with the flow's `brand` over it, validated.
+pub fn brands(cfg: &HostConfig) -> Result<HashMap<String, Brand>, ConfigError> {
+    (cfg.flows.iter())
+        .map(|f| {
+            let b = resolve_brand(&cfg.brand, f.brand.as_ref())
+                .map_err(|e| ConfigError::Invalid(format!("flow '{}': {e}", f.slug)))?;
+            Ok((f.slug.clone(), b))
+        })
+        .collect()
 }
 
 /// The SMTP settings of every binding that reports its own.
@@ -276,6 +306,8 @@ pub fn build_executor(
             base_url: cfg.base_url.clone(),
             from_address: cfg.mail.from.clone(),
             mail_limit: cfg.limits.mail_limit(),
+            i18n: cfg.i18n.clone(),
+            brands: brands(cfg)?,
         },
         cfg.flows.clone(),
         bindings,

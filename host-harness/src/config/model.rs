@@ -373,6 +373,15 @@ impl LimitsConfig {
     }
 }
 
+/// `[templates]`: host-wide custom templates.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// Directory of custom templates, given to every stage whose configuration has
+    /// a `custom_templates_dir` and does not set it (relative to the config file).
+    pub dir: Option<PathBuf>,
+}
+
 /// A plugin library to load.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -410,6 +419,10 @@ pub struct StageDef {
     /// default 5).
     #[serde(default)]
     pub quarantine_after: Option<u32>,
+    /// Locale of this stage when neither the user nor the request has one
+    /// (before `[i18n] default_locale`).
+    #[serde(default)]
+    pub default_locale: Option<String>,
     /// The window panics are counted in, seconds (default 600, at most a day).
     #[serde(default)]
     pub quarantine_window_secs: Option<u64>,
@@ -476,6 +489,15 @@ pub struct HostConfig {
     /// Limits the host keeps for every plugin.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Locales requests may select and the default one.
+    #[serde(default)]
+    pub i18n: crate::i18n::I18nConfig,
+    /// The operator's brand, passed to every stage (a flow may override fields).
+    #[serde(default)]
+    pub brand: crate::i18n::BrandConfig,
+    /// Custom mail templates for every stage that takes a template directory.
+    #[serde(default)]
+    pub templates: TemplatesConfig,
     /// Plugins.
     #[serde(default)]
     pub plugins: Vec<PluginRef>,
@@ -511,9 +533,13 @@ impl HostConfig {
                 p.path = base.join(&p.path);
             }
         }
-        for d in [&mut cfg.mail.maildir, &mut cfg.mail.ca_file]
-            .into_iter()
-            .flatten()
+        for d in [
+            &mut cfg.mail.maildir,
+            &mut cfg.mail.ca_file,
+            &mut cfg.templates.dir,
+        ]
+        .into_iter()
+        .flatten()
         {
             if d.is_relative() {
                 *d = base.join(&*d);

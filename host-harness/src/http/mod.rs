@@ -502,12 +502,17 @@ async fn run(st: Arc<AppState>, call: Call, headers: HeaderMap) -> Response {
     }
     let known = cookie(&headers, SESSION_COOKIE);
     let sent_csrf = csrf_header(&headers);
+    let accept_language = (headers.get(axum::http::header::ACCEPT_LANGUAGE))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let st2 = st.clone();
     let joined = blocking(&id, move || {
         with_session(&st2, known.as_deref(), |s| {
             if body.is_some() && s.flow.user_id.is_some() && !s.csrf_matches(&sent_csrf) {
                 return Answer::Forbidden;
             }
+            s.flow.accept_language = accept_language;
             Answer::Flow(match &body {
                 None => st2.executor.get(&mut s.flow, &slug, &query),
                 Some(b) => st2.executor.post(&mut s.flow, &slug, &query, b),

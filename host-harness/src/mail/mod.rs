@@ -223,6 +223,7 @@ impl Shared {
                         "to_email": mail.to_display,
                         "message_id": mail.message_id,
                         "attempts": row.attempts,
+                        "locale": mail.locale,
                     }),
                 );
                 m.delivery("sent");

@@ -62,6 +62,7 @@ impl MailRoutes {
             raw: mail.raw.clone(),
             route,
             decoy: mail.decoy,
+            locale: mail.locale.clone(),
         }
     }
 }
@@ -91,6 +92,7 @@ mod tests {
             raw: b"raw".to_vec(),
             route: MailRoute::Smtp(settings.clone()),
             decoy: false,
+            locale: String::new(),
         };
         let q = routes.queued("verify", &mail);
         let meta = serde_json::to_string(&q).unwrap();

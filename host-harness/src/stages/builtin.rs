@@ -461,6 +461,10 @@ fn user_write(
                 email: get("email"),
                 is_active: !inactive,
                 password_hash: hash,
+                // A prompt field `locale` (as authentik's `settings.locale`), if valid.
+                locale: Some(get("locale"))
+                    .filter(|l| crate::i18n::valid_tag(l))
+                    .unwrap_or_default(),
             },
         )?,
     };

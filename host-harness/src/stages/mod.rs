@@ -55,6 +55,8 @@ pub struct Binding {
     pub fault: FaultPolicy,
     /// Panics counted against [`Binding::fault`] and the quarantine in force.
     pub breaker: Breaker,
+    /// The stage's `default_locale`.
+    pub default_locale: Option<String>,
 }
 
 /// The host's own limit on mail, whatever the plugins do.

@@ -64,7 +64,7 @@ impl Store for MemoryStore {
             name: n.name.clone(),
             email: n.email.clone(),
             is_active: n.is_active,
-            locale: String::new(),
+            locale: n.locale.clone(),
             attributes: Default::default(),
         };
         m.users.push((user.clone(), n.password_hash.clone()));

@@ -166,6 +166,8 @@ pub struct NewUser {
     pub is_active: bool,
     /// Password hash (PHC string), if any.
     pub password_hash: Option<String>,
+    /// Preferred locale (BCP 47, e.g. `de`); empty for none.
+    pub locale: String,
 }
 
 /// A stored flow token with what only the host sees.

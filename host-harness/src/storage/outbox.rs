@@ -44,6 +44,9 @@ pub struct QueuedMail {
     /// Stored like a real mail and never delivered (see [`plugin_api::OutgoingMail::decoy`]).
     #[serde(default)]
     pub decoy: bool,
+    /// The locale it was written in (for the `email_sent` event); empty if unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub locale: String,
 }
 
 impl std::fmt::Debug for QueuedMail {

@@ -162,8 +162,8 @@ impl Store for PostgresStore {
         }
         let row = tx
             .query_one(
-                &format!("INSERT INTO users (username, name, email, is_active, password_hash) VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLS}"),
-                &[&n.username, &n.name, &n.email, &n.is_active, &n.password_hash],
+                &format!("INSERT INTO users (username, name, email, is_active, password_hash, locale) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLS}"),
+                &[&n.username, &n.name, &n.email, &n.is_active, &n.password_hash, &n.locale],
             )
             .map_err(|e| {
                 if is_unique_violation(&e) {

@@ -155,9 +155,9 @@ impl Store for SqliteStore {
             return Err(email_clash(&n.email));
         }
         tx.prepare_cached(
-            "INSERT INTO users (username, name, email, is_active, password_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO users (username, name, email, is_active, password_hash, locale) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![n.username, n.name, n.email, n.is_active, n.password_hash])
+        .execute(params![n.username, n.name, n.email, n.is_active, n.password_hash, n.locale])
         .map_err(|e| conflict(e, format!("user '{}'", n.username)))?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
@@ -167,7 +167,7 @@ impl Store for SqliteStore {
             name: n.name.clone(),
             email: n.email.clone(),
             is_active: n.is_active,
-            locale: String::new(),
+            locale: n.locale.clone(),
             attributes: Default::default(),
         })
     }

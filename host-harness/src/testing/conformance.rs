@@ -226,6 +226,7 @@ fn mail(id: &str) -> QueuedMail {
             stage: "verify".into(),
         },
         decoy: false,
+        locale: String::new(),
     }
 }
 

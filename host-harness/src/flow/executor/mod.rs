@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_api::token::{constant_time_eq, hash_key};
-use plugin_api::{FlowToken, HookResult, Message, Outcome, Stage, StageError, StageRequest};
+use plugin_api::{Brand, FlowToken, HookResult, Message, Outcome, Stage, StageError, StageRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::cache::Cache;
+use crate::i18n::{request_locale, I18nConfig};
 use crate::mail::MailQueue;
 use crate::plan::{Plan, PlanEntry};
 use crate::stages::host::RequestHost;
@@ -41,6 +42,9 @@ pub struct FlowDef {
     pub designation: String,
     /// Stage binding names, in order.
     pub stages: Vec<String>,
+    /// Brand fields of this flow, laid over `[brand]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<crate::i18n::BrandConfig>,
 }
 
 /// Server-side state of one browser session.
@@ -60,6 +64,9 @@ pub struct Session {
     /// cookie); given when a plugin hook first runs.
     #[serde(default)]
     pub key: String,
+    /// The current request's `Accept-Language` header (set per request, never stored).
+    #[serde(skip)]
+    pub accept_language: String,
 }
 
 /// What the executor answers.
@@ -92,6 +99,10 @@ pub struct Executor {
     pub from_address: String,
     /// Mails per browser session.
     pub mail_limit: MailLimit,
+    /// Locales and the default one.
+    pub i18n: I18nConfig,
+    /// Each flow's resolved brand as JSON text, added to the context hooks see.
+    brands: HashMap<String, String>,
     flows: HashMap<String, FlowDef>,
     bindings: HashMap<String, Binding>,
     /// Storage.
@@ -117,6 +128,10 @@ pub struct ExecutorSettings {
     pub from_address: String,
     /// Mails per browser session.
     pub mail_limit: MailLimit,
+    /// Locales and the default one.
+    pub i18n: I18nConfig,
+    /// Each flow's brand (validated), by slug; a flow not listed gets the default.
+    pub brands: HashMap<String, Brand>,
 }
 
 /// The backends an [`Executor`] runs on.
@@ -159,6 +174,10 @@ struct PluginCall<'a> {
     session_key: &'a str,
     /// A call slower than this is reported (0 = never).
     hook_timeout_ms: u64,
+    /// The request's `Accept-Language`.
+    accept_language: &'a str,
+    /// The binding's `default_locale`.
+    default_locale: Option<&'a str>,
 }
 
 /// The text of a caught panic.
@@ -282,6 +301,10 @@ impl Executor {
             base_url: settings.base_url.trim_end_matches('/').to_string(),
             from_address: settings.from_address,
             mail_limit: settings.mail_limit,
+            i18n: settings.i18n,
+            brands: (settings.brands.into_iter())
+                .map(|(slug, b)| (slug, serde_json::to_string(&b).unwrap_or_default()))
+                .collect(),
             flows: flows.into_iter().map(|f| (f.slug.clone(), f)).collect(),
             bindings: bindings.into_iter().map(|b| (b.name.clone(), b)).collect(),
             store: services.store,
@@ -710,6 +733,8 @@ impl Executor {
                     query,
                     session_key: &s.key,
                     hook_timeout_ms: binding.fault.hook_timeout_ms,
+                    accept_language: &s.accept_language,
+                    default_locale: binding.default_locale.as_deref(),
                 };
                 Ok(self.call_plugin(&call, plan, body))
             }
@@ -732,15 +757,22 @@ impl Executor {
             session_key,
             ..
         } = *call;
-        let context_json = serde_json::to_string(&plan.context)
+        let mut context_json = serde_json::to_string(&plan.context)
             .map_err(|e| StageError::BadContext(e.to_string()))?;
+        self.add_brand(&mut context_json, &flow.slug);
+        let locale = request_locale(
+            &plan.context,
+            call.accept_language,
+            call.default_locale,
+            &self.i18n,
+        );
         let req = StageRequest {
             flow_slug: &flow.slug,
             flow_designation: &flow.designation,
             stage_name: name,
             query,
             base_url: &self.base_url,
-            locale: "",
+            locale: &locale,
             requester_id: requester,
             context_json: &context_json,
         };
@@ -791,6 +823,30 @@ impl Executor {
         let mut result = result?;
         result.context_set.extend(host.flow_state_update());
         Ok(result)
+    }
+
+    /// Appends the flow's brand to a serialized plan context as its last key (so it
+    /// wins over a `brand` the plan may hold). Not stored in the plan: a session
+    /// that only looked at a flow stays empty, and a restored link gets today's brand.
+    fn add_brand(&self, context_json: &mut String, slug: &str) {
+        let default;
+        let brand = match self.brands.get(slug) {
+            Some(b) => b.as_str(),
+            None => {
+                default = serde_json::to_string(&Brand::default()).unwrap_or_default();
+                &default
+            }
+        };
+        if brand.is_empty() || !context_json.ends_with('}') {
+            return;
+        }
+        context_json.pop();
+        if context_json.len() > 1 {
+            context_json.push(',');
+        }
+        context_json.push_str("\"brand\":");
+        context_json.push_str(brand);
+        context_json.push('}');
     }
 
     fn apply(
