@@ -107,6 +107,26 @@ enum Command {
         #[arg(long)]
         from: Option<String>,
     },
+    /// Renders what a stage would mail, without storing, queueing or sending anything.
+    Preview {
+        /// Stage binding name (e.g. recovery-email).
+        stage: String,
+        /// Configuration file (TOML); default: the embedded defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Locale to render in (e.g. de); default: the user's, else the stage's or host's.
+        #[arg(long, default_value = "")]
+        locale: String,
+        /// `sample`, or a user's id, username or email in the configuration's database.
+        #[arg(long, default_value = "sample")]
+        user: String,
+        /// What to write.
+        #[arg(long, value_enum, default_value = "html")]
+        format: cli::preview::Format,
+        /// Directory to write `<stage>.<locale>.<ext>` into (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Runs the conformance battery on a plugin library's stage kinds: one PASS or
     /// FAIL line per property; exits non-zero when any fails.
     CheckPlugin {
@@ -258,6 +278,21 @@ fn main() -> anyhow::Result<()> {
             stage,
             from,
         } => cli::test_email::run(&config, &to, stage.as_deref(), from),
+        Command::Preview {
+            stage,
+            config,
+            locale,
+            user,
+            format,
+            out,
+        } => cli::preview::run(&cli::preview::Args {
+            config: config.as_deref(),
+            stage: &stage,
+            locale: &locale,
+            user: &user,
+            format,
+            out: out.as_deref(),
+        }),
         Command::CheckPlugin { path, kind, config } => {
             cli::check_plugin::run(&path, kind.as_deref(), config.as_deref())
         }

@@ -363,3 +363,78 @@ fn sign_in_with_a_mailed_code_in_a_real_browser() {
     assert_eq!(result["signed_in"], true, "{result}");
     assert_eq!(result["csp_violations"], serde_json::json!([]));
 }
+
+/// `host-harness preview` of both built-in templates in German and French, opened
+/// in Chromium: each renders in its language with the configured brand colour.
+#[test]
+fn previews_of_both_templates_in_two_locales_render_in_a_browser() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let Some(chromium) = browser_tools(&dir) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let cfg = work.path().join("host.toml");
+    let flows = include_str!("../../host-harness/flows.toml");
+    let text = format!(
+        "[[plugins]]\npath = \"{}\"\n\n[brand]\nname = \"Acme ID\"\nprimary_color = \"#0f766e\"\n\n{flows}",
+        e2e_tests::plugin_path("email-stage-plugin").display()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = work.path().join("previews");
+    for stage in ["recovery-email", "enroll-verify-email"] {
+        for locale in ["de", "fr"] {
+            let run = Command::new(e2e_tests::host_harness_bin())
+                .args(["preview", stage, "--locale", locale, "--config"])
+                .arg(&cfg)
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(
+                run.status.success(),
+                "{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+        }
+    }
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
+    let seen = run_script(
+        &dir.join("preview.mjs"),
+        &chromium,
+        &[("PREVIEWS", out.as_os_str()), ("SHOTS", shots.as_os_str())],
+    );
+    let expect = [
+        (
+            "recovery-email.de.html",
+            "de",
+            "Hallo sample,",
+            "Passwort zurücksetzen",
+        ),
+        (
+            "recovery-email.fr.html",
+            "fr",
+            "Bonjour sample,",
+            "Réinitialiser le mot de passe",
+        ),
+        (
+            "enroll-verify-email.de.html",
+            "de",
+            "Willkommen!",
+            "Konto bestätigen",
+        ),
+        (
+            "enroll-verify-email.fr.html",
+            "fr",
+            "Bienvenue !",
+            "Confirmer le compte",
+        ),
+    ];
+    for (file, lang, heading, button) in expect {
+        let v = &seen[file];
+        assert_eq!(v["lang"], lang, "{file}: {v}");
+        assert_eq!(v["heading"], heading, "{file}: {v}");
+        assert_eq!(v["button"], button, "{file}: {v}");
+        assert_eq!(v["color"], "rgb(15, 118, 110)", "{file}: the brand colour");
+        assert!(shots.join(format!("preview-{file}.png")).exists());
+    }
+}

@@ -208,3 +208,64 @@ fn check_refuses_broken_templates_naming_file_and_line_and_bad_brands() {
         "{err}"
     );
 }
+
+#[test]
+fn preview_renders_both_templates_in_every_shipped_locale_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("host.db");
+    let cfg = dir.path().join("host.toml");
+    let text = format!(
+        "database = \"sqlite://{}\"\n[[plugins]]\npath = \"{}\"\n\n[brand]\nname = \"Acme ID\"\n\n{}",
+        db.display(),
+        e2e_tests::plugin_path("email-stage-plugin").display(),
+        include_str!("../../host-harness/flows.toml")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let preview = |stage: &str, locale: &str, format: &str| {
+        let out = std::process::Command::new(e2e_tests::host_harness_bin())
+            .args([
+                "preview", stage, "--locale", locale, "--format", format, "--config",
+            ])
+            .arg(&cfg)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stage} {locale}: {stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let greetings = [
+        ("en", "Hi sample,"),
+        ("de", "Hallo sample,"),
+        ("fr", "Bonjour sample,"),
+        ("es", "Hola, sample:"),
+        ("it", "Ciao sample,"),
+    ];
+    for (locale, greeting) in greetings {
+        let text = preview("recovery-email", locale, "text");
+        assert!(text.starts_with(greeting), "{locale}: {text}");
+        assert!(text.contains("/if/flow/recover/?flow_token="), "{text}");
+        let html = preview("enroll-verify-email", locale, "html");
+        assert!(html.contains(&format!("<html lang=\"{locale}\">")) && html.contains("Acme ID"));
+        let eml = preview("recovery-email", locale, "eml");
+        assert!(
+            eml.contains("multipart/alternative") && eml.contains("Subject: "),
+            "{eml}"
+        );
+    }
+    assert!(
+        !db.exists(),
+        "a preview of the sample user opens no database"
+    );
+    let out = std::process::Command::new(e2e_tests::host_harness_bin())
+        .args(["preview", "login", "--config"])
+        .arg(&cfg)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("is built in and sends no mail"),
+        "{stderr}"
+    );
+}

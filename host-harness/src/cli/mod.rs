@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod new_plugin;
 pub mod outbox;
 pub mod plugins;
+pub mod preview;
 pub mod serve;
 pub mod test_email;
 pub mod users;

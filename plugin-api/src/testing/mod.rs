@@ -41,6 +41,7 @@ struct State {
     fail: Option<HostError>,
     fail_in: Option<(&'static str, HostError)>,
     panic_in: Option<&'static str>,
+    from_address: Option<String>,
 }
 
 /// Every host service in memory. Not for production: randomness is a fixed-seed
@@ -89,6 +90,12 @@ impl FakeHost {
             Some(e) => Err(e.clone()),
             None => Ok(()),
         }
+    }
+
+    /// The global `From` address it reports (default `authentik@localhost`).
+    pub fn with_from_address(self, address: &str) -> Self {
+        self.lock().from_address = Some(address.into());
+        self
     }
 
     /// Adds a user (its `id` must be set).
@@ -274,7 +281,7 @@ impl Host for FakeHost {
         Ok(())
     }
     fn default_from_address(&self) -> String {
-        "authentik@localhost".into()
+        (self.lock().from_address.clone()).unwrap_or_else(|| "authentik@localhost".into())
     }
     fn log(&self, level: LogLevel, target: &str, message: &str) {
         if self.record.load(Ordering::Relaxed) {
