@@ -6,6 +6,8 @@
 //! `tests/tests/architecture.rs` checks it):
 //!
 //! - [`system`]: time, randomness, the log filter.
+//! - [`i18n`]: the locale a hook runs in, the brand it is given.
+//! - [`import`]: authentik blueprints to a configuration (pure, imports nothing).
 //! - [`plan`]: the plan of a running flow.
 //! - [`storage`]: users, flow tokens, events, sessions and the mail outbox, behind
 //!   traits; memory, SQLite and PostgreSQL.
@@ -27,6 +29,7 @@ pub mod config;
 pub mod flow;
 pub mod http;
 pub mod i18n;
+pub mod import;
 pub mod mail;
 pub mod maintenance;
 pub mod plan;

@@ -107,6 +107,19 @@ enum Command {
         #[arg(long)]
         from: Option<String>,
     },
+    /// Writes a host configuration from authentik blueprints (YAML) and reports, one
+    /// line per entry, what could not be carried over.
+    ImportAuthentik {
+        /// Blueprint files.
+        #[arg(required = true)]
+        blueprints: Vec<PathBuf>,
+        /// Where to write the configuration (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Email stage library to load (default: the one beside this executable).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+    },
     /// Renders what a stage would mail, without storing, queueing or sending anything.
     Preview {
         /// Stage binding name (e.g. recovery-email).
@@ -278,6 +291,11 @@ fn main() -> anyhow::Result<()> {
             stage,
             from,
         } => cli::test_email::run(&config, &to, stage.as_deref(), from),
+        Command::ImportAuthentik {
+            blueprints,
+            output,
+            plugin,
+        } => cli::import::run(&blueprints, output.as_deref(), plugin),
         Command::Preview {
             stage,
             config,

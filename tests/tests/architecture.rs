@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&str] = &[
     "system",
     "i18n",
+    "import",
     "plan",
     "storage",
     "cache",

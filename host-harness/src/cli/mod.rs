@@ -6,6 +6,7 @@ pub mod check;
 pub mod check_plugin;
 pub mod deliver;
 pub mod demo;
+pub mod import;
 pub mod inspect;
 pub mod new_plugin;
 pub mod outbox;
