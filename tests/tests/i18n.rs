@@ -269,3 +269,39 @@ fn preview_renders_both_templates_in_every_shipped_locale_and_stores_nothing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_stage_default_locale_that_is_no_language_tag_is_refused() {
+    let mut cfg = host_harness::config::reference_config(
+        "memory://",
+        "http://127.0.0.1:1",
+        None,
+        Default::default(),
+    );
+    let stage = cfg
+        .stages
+        .iter_mut()
+        .find(|s| s.name == "recovery-email")
+        .unwrap();
+    stage.default_locale = Some("de\r\nX".into());
+    let plugins = [e2e_tests::email_plugin(Mode::Rlib)];
+    let Err(err) = host_harness::config::validate(&cfg, &plugins) else {
+        panic!("a bad default_locale was accepted");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("stage 'recovery-email': default_locale"),
+        "{err}"
+    );
+    stage_locale_ok(&mut cfg, &plugins);
+}
+
+fn stage_locale_ok(cfg: &mut HostConfig, plugins: &[std::sync::Arc<dyn plugin_api::Plugin>]) {
+    let stage = cfg
+        .stages
+        .iter_mut()
+        .find(|s| s.name == "recovery-email")
+        .unwrap();
+    stage.default_locale = Some("de-AT".into());
+    assert!(host_harness::config::validate(cfg, plugins).is_ok());
+}

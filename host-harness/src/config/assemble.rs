@@ -9,7 +9,7 @@ use plugin_api::{load_plugin, Brand, Plugin};
 use super::model::{is_postgres, ConfigError, HostConfig, MailConfig, PluginRef, StageDef};
 use super::open::{redact_url, Backends};
 use crate::flow::{Executor, ExecutorSettings, Services};
-use crate::i18n::resolve_brand;
+use crate::i18n::{resolve_brand, valid_tag};
 use crate::mail::{MailQueue, MailRoutes, TestEmailError};
 use crate::stages::builtin::{Builtin, KINDS};
 use crate::stages::{Binding, StageImpl};
@@ -95,6 +95,12 @@ fn build_binding(
             version,
         }
     };
+    if let Some(tag) = def.default_locale.as_deref().filter(|t| !valid_tag(t)) {
+        return Err(ConfigError::Invalid(format!(
+            "stage '{}': default_locale '{tag}' is not a language tag (such as de or fr-CH)",
+            def.name
+        )));
+    }
     Ok(Binding {
         name: def.name.clone(),
         kind: def.kind.clone(),
