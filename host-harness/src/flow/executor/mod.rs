@@ -160,6 +160,15 @@ fn query_param(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The confirmation step at the head of a restored plan.
+#[derive(Clone, Copy)]
+struct Confirm<'a> {
+    header: &'a str,
+    key_hash: &'a str,
+    /// The request restored the plan, reading the token a moment ago.
+    just_read: bool,
+}
+
 /// Where a plugin hook is called from.
 #[derive(Clone, Copy)]
 struct PluginCall<'a> {
@@ -383,7 +392,7 @@ impl Executor {
             return Response::NotFound;
         };
         self.events.flush(&*self.store);
-        self.maybe_restore(s, query);
+        let restored = self.maybe_restore(s, query);
         if let Some(p) = &s.plan {
             if p.flow_slug != slug {
                 tracing::info!(target: "executor", "Found existing plan for other flow, deleting plan");
@@ -398,7 +407,12 @@ impl Executor {
         match entry {
             None => self.finish(s, flow),
             Some(PlanEntry::Confirm { header, key_hash }) => {
-                self.confirm(s, flow, query, &header, &key_hash, body)
+                let confirm = Confirm {
+                    header: &header,
+                    key_hash: &key_hash,
+                    just_read: restored,
+                };
+                self.confirm(s, flow, query, &confirm, body)
             }
             Some(PlanEntry::Stage { name }) => self.stage(s, flow, query, &name, body),
         }
@@ -430,22 +444,22 @@ impl Executor {
     }
 
     /// authentik's executor token check: a valid `flow_token` replaces the session's
-    /// plan with the token's snapshot, marked `is_restored`.
-    fn maybe_restore(&self, s: &mut Session, query: &str) {
+    /// plan with the token's snapshot, marked `is_restored`. Whether it did.
+    fn maybe_restore(&self, s: &mut Session, query: &str) -> bool {
         let Some(key) = query_param(query, "flow_token") else {
-            return;
+            return false;
         };
         if key.is_empty() || key.len() > 255 {
-            return;
+            return false;
         }
         let hash = hash_key(&key);
         let stored = match self.store.token(&hash, self.clock.now_ms()) {
             // A decoy (no user) is never restored.
             Ok(Some(t)) if !t.token.user_id.is_empty() => t,
-            Ok(_) => return,
+            Ok(_) => return false,
             Err(e) => {
                 tracing::error!(target: "executor", error = %e, "token lookup failed");
-                return;
+                return false;
             }
         };
         let same = s.plan.as_ref().is_some_and(|p| {
@@ -458,7 +472,7 @@ impl Executor {
         if same {
             // The page keeps `flow_token` in its query: the session already runs
             // this token's plan.
-            return;
+            return false;
         }
         if stored.revoke_on_execution {
             let _ = self.store.delete_token(&hash);
@@ -467,7 +481,7 @@ impl Executor {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(target: "executor", error = %e, "Failed to restore token plan");
-                return;
+                return false;
             }
         };
         plan.context.insert(
@@ -477,6 +491,7 @@ impl Executor {
         s.plan = Some(plan);
         s.get_params = query.to_string();
         s.consent_token = None;
+        true
     }
 
     fn decorate(&self, s: &mut Session, flow: &FlowDef, mut v: Value) -> Response {
@@ -553,10 +568,14 @@ impl Executor {
         s: &mut Session,
         flow: &FlowDef,
         query: &str,
-        header: &str,
-        key_hash: &str,
+        c: &Confirm<'_>,
         body: Option<&Value>,
     ) -> Response {
+        let Confirm {
+            header,
+            key_hash,
+            just_read,
+        } = *c;
         let now = self.clock.now_ms();
         let failed = |e: &dyn std::fmt::Display| StageError::Internal(e.to_string());
         let submitted = body
@@ -577,10 +596,13 @@ impl Executor {
                 Err(e) => self.flow_error(s, flow, "confirmation", &failed(&e)),
             };
         }
-        match self.store.token(key_hash, now) {
-            Ok(Some(_)) => {}
-            Ok(None) => return self.deny(s, flow, Some(MSG_LINK_USED.into())),
-            Err(e) => return self.flow_error(s, flow, "confirmation", &failed(&e)),
+        // A plan restored in this very request was read with its token just now.
+        if !just_read {
+            match self.store.token(key_hash, now) {
+                Ok(Some(_)) => {}
+                Ok(None) => return self.deny(s, flow, Some(MSG_LINK_USED.into())),
+                Err(e) => return self.flow_error(s, flow, "confirmation", &failed(&e)),
+            }
         }
         match entropy::uuid4(&*self.entropy) {
             Ok(token) => self.consent_prompt(s, flow, header, token),
