@@ -170,6 +170,7 @@ fn fuzz_host_in(maildir: &str) -> FuzzHost {
         title: "Finish".into(),
         designation: "authentication".into(),
         stages: vec!["email-change-override".into()],
+        brand: None,
     });
     let clock = Arc::new(ManualClock::new(1_767_225_600_000));
     let store: Arc<dyn HostStore> = Arc::new(MemoryStore::new());
