@@ -50,9 +50,10 @@ impl User {
     }
 }
 
-/// The operator's brand, as the host puts it in the plan context under `brand`
-/// (from its configuration, a flow's override laid over the host's). Stages pass it to
-/// what they render, so no mail names a product the operator did not configure.
+/// The operator's brand, as the host adds it under `brand` to the plan context each
+/// hook sees (from its configuration, a flow's override laid over the host's; it is
+/// not stored in the plan). Stages pass it to what they render, so no mail names a
+/// product the operator did not configure.
 /// Added in 0.3.3; absent from a context, [`Brand::in_context`] gives the default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]

@@ -14,7 +14,9 @@
 
 use std::path::PathBuf;
 
-use plugin_api::{FlowToken, MailRoute, Manifest, NewFlowToken, OutgoingMail, StageKind, User};
+use plugin_api::{
+    Brand, FlowToken, MailRoute, Manifest, NewFlowToken, OutgoingMail, StageKind, User,
+};
 use serde_json::Value;
 
 fn boundary_types() -> Vec<(&'static str, Value)> {
@@ -29,6 +31,7 @@ fn boundary_types() -> Vec<(&'static str, Value)> {
         ("MailRoute", schema::<MailRoute>()),
         ("StageKind", schema::<StageKind>()),
         ("Manifest", schema::<Manifest>()),
+        ("Brand", schema::<Brand>()),
     ]
 }
 
