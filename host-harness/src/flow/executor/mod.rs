@@ -101,7 +101,8 @@ pub struct Executor {
     pub mail_limit: MailLimit,
     /// Locales and the default one.
     pub i18n: I18nConfig,
-    /// Each flow's resolved brand as JSON text, added to the context hooks see.
+    /// Each flow's resolved brand as JSON text (the default brand for a flow the
+    /// settings do not list), added to the context hooks see.
     brands: HashMap<String, String>,
     flows: HashMap<String, FlowDef>,
     bindings: HashMap<String, Binding>,
@@ -311,8 +312,14 @@ impl Executor {
             from_address: settings.from_address,
             mail_limit: settings.mail_limit,
             i18n: settings.i18n,
-            brands: (settings.brands.into_iter())
-                .map(|(slug, b)| (slug, serde_json::to_string(&b).unwrap_or_default()))
+            brands: (flows.iter())
+                .map(|f| {
+                    let b = settings.brands.get(&f.slug).cloned().unwrap_or_default();
+                    (
+                        f.slug.clone(),
+                        serde_json::to_string(&b).unwrap_or_default(),
+                    )
+                })
                 .collect(),
             flows: flows.into_iter().map(|f| (f.slug.clone(), f)).collect(),
             bindings: bindings.into_iter().map(|b| (b.name.clone(), b)).collect(),
@@ -851,15 +858,10 @@ impl Executor {
     /// wins over a `brand` the plan may hold). Not stored in the plan: a session
     /// that only looked at a flow stays empty, and a restored link gets today's brand.
     fn add_brand(&self, context_json: &mut String, slug: &str) {
-        let default;
-        let brand = match self.brands.get(slug) {
-            Some(b) => b.as_str(),
-            None => {
-                default = serde_json::to_string(&Brand::default()).unwrap_or_default();
-                &default
-            }
+        let Some(brand) = self.brands.get(slug).filter(|b| !b.is_empty()) else {
+            return;
         };
-        if brand.is_empty() || !context_json.ends_with('}') {
+        if !context_json.ends_with('}') {
             return;
         }
         context_json.pop();
