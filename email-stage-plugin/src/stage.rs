@@ -149,7 +149,7 @@ fn host_of(base_url: &str) -> &str {
 /// The catalog locale a hook writes in: the user's own locale when set (authentik's
 /// `settings.locale`), else the request's (the host's negotiated one), resolved
 /// along the catalog chain (`de-AT` → `de` → `en`).
-fn locale_of<'a>(user: Option<&'a User>, req: &'a StageRequest<'_>) -> &'static str {
+fn locale_of(user: Option<&User>, req: &StageRequest<'_>) -> &'static str {
     let wanted = match user {
         Some(u) if !u.locale.is_empty() => u.locale.as_str(),
         _ => req.locale,

@@ -282,10 +282,7 @@ fn t_function(state: &State, id: String, kwargs: Kwargs) -> Result<String, minij
 /// break out of the style or `src` attribute.
 fn safe_brand(brand: &Brand) -> Brand {
     let mut b = brand.clone();
-    let hex = b.primary_color.len() == 7
-        && b.primary_color.starts_with('#')
-        && b.primary_color[1..].bytes().all(|c| c.is_ascii_hexdigit());
-    if !hex {
+    if !Brand::color_is_valid(&b.primary_color) {
         b.primary_color = Brand::default().primary_color;
     }
     let lower = b.logo_url.to_ascii_lowercase();

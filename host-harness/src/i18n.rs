@@ -163,8 +163,7 @@ fn check_brand(b: &Brand) -> Result<(), SettingError> {
     if b.name.trim().is_empty() {
         return Err(brand_err("name", "must not be empty"));
     }
-    let c = &b.primary_color;
-    if !(c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|x| x.is_ascii_hexdigit())) {
+    if !Brand::color_is_valid(&b.primary_color) {
         return Err(brand_err("primary_color", "must be #rrggbb"));
     }
     if !b.logo_url.is_empty() {

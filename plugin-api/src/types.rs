@@ -83,6 +83,14 @@ impl Default for Brand {
 }
 
 impl Brand {
+    /// Whether `color` is the `#rrggbb` form `primary_color` must take (anything
+    /// else could break out of a style attribute).
+    pub fn color_is_valid(color: &str) -> bool {
+        color.len() == 7
+            && color.starts_with('#')
+            && color[1..].bytes().all(|c| c.is_ascii_hexdigit())
+    }
+
     /// The plan context's `brand`; the default brand when absent or `null`.
     pub fn in_context(
         ctx: &serde_json::Map<String, serde_json::Value>,

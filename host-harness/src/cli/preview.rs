@@ -9,7 +9,7 @@ use host_harness::i18n::resolve_brand;
 use host_harness::mail::maildir;
 use host_harness::stages::StageImpl;
 use plugin_api::testing::FakeHost;
-use plugin_api::{Outcome, StageRequest, User};
+use plugin_api::{Host, Outcome, StageRequest, User};
 
 /// What `preview` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,7 +101,7 @@ pub fn run(args: &Args<'_>) -> anyhow::Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    host.advance(now - host_now(&host));
+    host.advance(now - host.now_ms());
     let context = serde_json::json!({ "pending_user": user, "brand": brand }).to_string();
     let locale =
         (binding.default_locale.clone()).unwrap_or_else(|| cfg.i18n.default_locale.clone());
@@ -131,11 +131,6 @@ pub fn run(args: &Args<'_>) -> anyhow::Result<()> {
         );
     };
     write(args, &mail.locale, &mail.raw)
-}
-
-fn host_now(host: &FakeHost) -> i64 {
-    use plugin_api::Host;
-    host.now_ms()
 }
 
 fn write(args: &Args<'_>, locale: &str, raw: &[u8]) -> anyhow::Result<()> {

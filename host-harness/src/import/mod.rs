@@ -179,7 +179,7 @@ pub fn import(blueprints: &[(&str, &str)], plugin: Option<&str>) -> Result<Impor
         &stage_names,
         &mut out_stages,
         &mut report,
-    )?;
+    );
     let plugins = match plugin {
         Some(p) if out_stages.iter().any(|s| s.kind == "email") => {
             vec![PluginOut { path: p.into() }]
@@ -238,7 +238,7 @@ fn bind(
     stage_names: &BTreeMap<&str, String>,
     stages: &mut [StageOut],
     report: &mut Report,
-) -> Result<(), ImportError> {
+) {
     let mut ordered: Vec<(i64, usize, &Entry)> = Vec::new();
     for (i, b) in bindings.iter().enumerate() {
         let get = |k: &str| b.identifiers.get(k).or(b.attrs.get(k));
@@ -282,7 +282,6 @@ fn bind(
             }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
