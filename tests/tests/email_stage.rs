@@ -741,6 +741,28 @@ fn sqlite_backend_runs_the_recovery_flow() {
     let _ = MemoryStore::new();
 }
 
+/// The token and the mail carrying its link are one write: when the outbox refuses
+/// the mail, no token is left that nobody was sent.
+#[test]
+fn a_send_whose_outbox_write_fails_leaves_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let store = Arc::new(host_harness::storage::SqliteStore::open(&db).unwrap());
+    let h = host_with(vec![email_plugin(MODE)], store, |_| {});
+    jane(&h);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER outbox_full BEFORE INSERT ON outbox
+             BEGIN SELECT RAISE(ABORT, 'outbox full'); END;",
+        )
+        .unwrap();
+    let (_, v) = recover(&h, "jane", "");
+    assert_eq!(v["component"], "ak-stage-flow-error", "{v}");
+    assert_eq!(h.tokens(), 0, "a token was stored without its mail");
+    assert_eq!(h.store.outbox_counts().unwrap().pending, 0);
+}
+
 #[test]
 fn absolute_next_is_refused_at_the_end_of_the_flow() {
     let h = host(MODE, |_| {});

@@ -51,6 +51,7 @@ impl Store for PanicOnClaim {
 impl OutboxStore for PanicOnClaim {
     delegate! {
         outbox_push(m: &QueuedMail, now: i64, due: i64) -> Result<bool, StoreError>;
+        outbox_push_with_token(t: &StoredToken, m: &QueuedMail, now: i64, due: i64) -> Result<bool, StoreError>;
         outbox_finish(done: Finish<'_>) -> Result<(), StoreError>;
         outbox_counts() -> Result<OutboxCounts, StoreError>;
         outbox_next_due() -> Result<Option<i64>, StoreError>;

@@ -20,7 +20,9 @@ use lettre::{FileTransport, SmtpTransport, Transport};
 use plugin_api::SmtpSettings;
 use serde_json::json;
 
-use crate::storage::{Claim, Event, Finish, HostStore, OutboxOutcome, OutboxRow, StoreError};
+use crate::storage::{
+    Claim, Event, Finish, HostStore, OutboxOutcome, OutboxRow, StoreError, StoredToken,
+};
 use crate::system::clock::Clock;
 use crate::system::metrics::metrics;
 
@@ -60,13 +62,24 @@ pub enum MailError {
 pub trait Mailer: Send + Sync {
     /// Queues `mail` from `stage`; returns at once. A stage's own SMTP settings are
     /// kept in memory and the stored row names the stage (no credential is
-    /// written).
-    fn queue(&self, stage: &str, mail: &plugin_api::OutgoingMail) -> Result<(), MailError>;
+    /// written). `token`, the flow token the mail's link carries, is stored in the
+    /// same transaction when given.
+    fn queue(
+        &self,
+        stage: &str,
+        mail: &plugin_api::OutgoingMail,
+        token: Option<&StoredToken>,
+    ) -> Result<(), MailError>;
 }
 
 impl Mailer for MailQueue {
-    fn queue(&self, stage: &str, mail: &plugin_api::OutgoingMail) -> Result<(), MailError> {
-        self.enqueue(&self.routes().queued(stage, mail))
+    fn queue(
+        &self,
+        stage: &str,
+        mail: &plugin_api::OutgoingMail,
+        token: Option<&StoredToken>,
+    ) -> Result<(), MailError> {
+        self.enqueue_with(token, &self.routes().queued(stage, mail))
     }
 }
 
@@ -430,13 +443,24 @@ impl MailQueue {
     /// delivery work a real mail causes then lands at a moment unrelated to the
     /// requests of whoever asked for it.
     pub fn enqueue(&self, mail: &QueuedMail) -> Result<(), MailError> {
+        self.enqueue_with(None, mail)
+    }
+
+    /// [`MailQueue::enqueue`], storing `token` (the link the mail carries) in the
+    /// same transaction when given: one durable commit for both.
+    pub fn enqueue_with(
+        &self,
+        token: Option<&StoredToken>,
+        mail: &QueuedMail,
+    ) -> Result<(), MailError> {
         let now = self.shared.clock.now_ms();
         let due = self.shared.due(now);
-        let added = self
-            .shared
-            .store
-            .outbox_push(mail, now, due)
-            .map_err(MailError::Store)?;
+        let store = &self.shared.store;
+        let added = match token {
+            Some(t) => store.outbox_push_with_token(t, mail, now, due),
+            None => store.outbox_push(mail, now, due),
+        }
+        .map_err(MailError::Store)?;
         // A mail due later is found by a worker's next poll. Waking them all now
         // made every worker claim at once, on the request's time and on the store
         // the request uses (BENCHMARKS.md, "Where a send's time went").

@@ -43,6 +43,25 @@ pub struct RequestHost<'a> {
     pub from_address: &'a str,
     /// What the hook wrote with `flow_state_set`, applied with its result.
     pub state_writes: StateWrites,
+    /// A token from `create_flow_token` not yet stored (see [`PendingToken`]).
+    pub pending_token: PendingToken,
+}
+
+/// A flow token a hook created and the host has not stored yet. It is stored with
+/// the hook's next mail in one transaction (the mail carries its link: one durable
+/// commit instead of two, and never one without the other), or alone before the
+/// hook reads, consumes or revokes tokens, creates another one, or returns
+/// ([`RequestHost::write_pending_token`], which the executor calls after every hook).
+#[derive(Debug, Default)]
+pub struct PendingToken(Mutex<Option<StoredToken>>);
+
+impl PendingToken {
+    fn take(&self) -> Option<StoredToken> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+    fn put(&self, token: StoredToken) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+    }
 }
 
 /// The plan-context key under which each stage binding's flow state lives.
@@ -117,6 +136,22 @@ pub fn cleanse(v: &Value) -> Value {
 }
 
 impl RequestHost<'_> {
+    /// Stores the token `create_flow_token` left pending, if any; a failure is
+    /// counted under `create_flow_token`.
+    pub fn write_pending_token(&self) -> Result<(), HostError> {
+        let Some(token) = self.pending_token.take() else {
+            return Ok(());
+        };
+        let r = counted(
+            "create_flow_token",
+            self.store.insert_token(&token).map_err(store_error),
+        );
+        if r.is_ok() {
+            metrics().token("issued", 1);
+        }
+        r
+    }
+
     fn key(&self, key: &str) -> String {
         format!("{}:{key}", self.namespace)
     }
@@ -250,22 +285,19 @@ impl Host for RequestHost<'_> {
             revoke_on_execution: t.revoke_on_execution,
             plan: self.snapshot(t),
         };
-        let r = counted(
-            "create_flow_token",
-            self.store.insert_token(&stored).map_err(store_error),
-        );
-        if r.is_ok() {
-            metrics().token("issued", 1);
-        }
-        r
+        self.write_pending_token()?;
+        self.pending_token.put(stored);
+        Ok(())
     }
     fn flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
         let _span = service_span("flow_token");
+        self.write_pending_token()?;
         let found = self.store.token(key_hash, self.clock.now_ms());
         Ok(counted("flow_token", found.map_err(store_error))?.map(|t| t.token))
     }
     fn consume_flow_token(&self, key_hash: &str) -> Result<Option<FlowToken>, HostError> {
         let _span = service_span("consume_flow_token");
+        self.write_pending_token()?;
         let r = self.store.consume_token(key_hash, self.clock.now_ms());
         let r = counted("consume_flow_token", r.map_err(store_error));
         if matches!(r, Ok(Some(_))) {
@@ -275,6 +307,7 @@ impl Host for RequestHost<'_> {
     }
     fn revoke_flow_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, HostError> {
         let _span = service_span("revoke_flow_tokens");
+        self.write_pending_token()?;
         let r = self.store.revoke_tokens(user_id, stage_name);
         counted("revoke_flow_tokens", r.map_err(store_error))
     }
@@ -324,10 +357,16 @@ impl Host for RequestHost<'_> {
     fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), HostError> {
         let _span = service_span("enqueue_mail");
         counted("enqueue_mail", self.within_mail_limit())?;
-        let r = self.mail.queue(self.stage_name, mail).map_err(|e| match e {
-            MailError::Store(e) => store_error(e),
-            other => HostError::Internal(other.to_string()),
-        });
+        let token = self.pending_token.take();
+        let r = (self.mail)
+            .queue(self.stage_name, mail, token.as_ref())
+            .map_err(|e| match e {
+                MailError::Store(e) => store_error(e),
+                other => HostError::Internal(other.to_string()),
+            });
+        if r.is_ok() && token.is_some() {
+            metrics().token("issued", 1);
+        }
         counted("enqueue_mail", r)
     }
     fn default_from_address(&self) -> String {

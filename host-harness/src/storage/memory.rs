@@ -37,6 +37,51 @@ impl MemoryStore {
     }
 }
 
+impl Mem {
+    fn insert_token(&mut self, t: &StoredToken) -> Result<(), StoreError> {
+        let taken = self
+            .tokens
+            .values()
+            .any(|x| x.token.identifier == t.token.identifier);
+        if taken || self.tokens.contains_key(&t.key_hash) {
+            return Err(StoreError::Conflict(format!(
+                "token '{}'",
+                t.token.identifier
+            )));
+        }
+        self.tokens.insert(t.key_hash.clone(), t.clone());
+        Ok(())
+    }
+
+    fn outbox_push(&mut self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> bool {
+        let q = &mut self.outbox;
+        if q.rows
+            .iter()
+            .any(|r| r.row.mail.message_id == mail.message_id)
+        {
+            return false;
+        }
+        q.next_id += 1;
+        let id = q.next_id;
+        q.rows.push(Queued {
+            row: OutboxRow {
+                id,
+                mail: mail.clone(),
+                attempts: 0,
+                created_ms: now_ms,
+            },
+            state: if mail.decoy {
+                State::Decoy
+            } else {
+                State::Pending
+            },
+            next_at_ms: due_ms,
+            lease_until_ms: 0,
+        });
+        true
+    }
+}
+
 fn email_is(u: &User, value: &str) -> bool {
     !u.email.is_empty() && u.email.to_lowercase() == value.to_lowercase()
 }
@@ -128,19 +173,7 @@ impl Store for MemoryStore {
             .and_then(|(_, h)| h.clone()))
     }
     fn insert_token(&self, t: &StoredToken) -> Result<(), StoreError> {
-        let mut m = self.lock();
-        if m.tokens
-            .values()
-            .any(|x| x.token.identifier == t.token.identifier)
-            || m.tokens.contains_key(&t.key_hash)
-        {
-            return Err(StoreError::Conflict(format!(
-                "token '{}'",
-                t.token.identifier
-            )));
-        }
-        m.tokens.insert(t.key_hash.clone(), t.clone());
-        Ok(())
+        self.lock().insert_token(t)
     }
     fn token(&self, key_hash: &str, now_ms: i64) -> Result<Option<StoredToken>, StoreError> {
         let mut m = self.lock();
@@ -243,32 +276,20 @@ struct MemOutbox {
 
 impl OutboxStore for MemoryStore {
     fn outbox_push(&self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.lock().outbox_push(mail, now_ms, due_ms))
+    }
+
+    fn outbox_push_with_token(
+        &self,
+        token: &StoredToken,
+        mail: &QueuedMail,
+        now_ms: i64,
+        due_ms: i64,
+    ) -> Result<bool, StoreError> {
+        // One lock for both: no other caller sees the token without its mail.
         let mut m = self.lock();
-        let q = &mut m.outbox;
-        if q.rows
-            .iter()
-            .any(|r| r.row.mail.message_id == mail.message_id)
-        {
-            return Ok(false);
-        }
-        q.next_id += 1;
-        let id = q.next_id;
-        q.rows.push(Queued {
-            row: OutboxRow {
-                id,
-                mail: mail.clone(),
-                attempts: 0,
-                created_ms: now_ms,
-            },
-            state: if mail.decoy {
-                State::Decoy
-            } else {
-                State::Pending
-            },
-            next_at_ms: due_ms,
-            lease_until_ms: 0,
-        });
-        Ok(true)
+        m.insert_token(token)?;
+        Ok(m.outbox_push(mail, now_ms, due_ms))
     }
 
     fn outbox_claim(&self, claim: Claim) -> Result<Vec<OutboxRow>, StoreError> {

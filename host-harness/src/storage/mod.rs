@@ -347,6 +347,17 @@ pub trait OutboxStore: Send + Sync {
     /// in a state no worker claims). `false` when a mail with the same Message-ID is already queued or
     /// delivered (nothing is added).
     fn outbox_push(&self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> Result<bool, StoreError>;
+    /// Stores `token` and queues `mail` as [`OutboxStore::outbox_push`] does, in one
+    /// transaction: both are written or neither (the token is the link the mail
+    /// carries), at the cost of one durable commit instead of two. A token that
+    /// conflicts with a stored one fails the whole write.
+    fn outbox_push_with_token(
+        &self,
+        token: &StoredToken,
+        mail: &QueuedMail,
+        now_ms: i64,
+        due_ms: i64,
+    ) -> Result<bool, StoreError>;
     /// Claims up to `claim.limit` due mails (pending and due, or leased and the
     /// lease run out) for `claim.lease_ms`, counting an attempt for each.
     fn outbox_claim(&self, claim: Claim) -> Result<Vec<OutboxRow>, StoreError>;

@@ -4,7 +4,7 @@
 //! `FOR UPDATE SKIP LOCKED`).
 
 use plugin_api::{FlowToken, User};
-use postgres::Row;
+use postgres::{GenericClient, Row};
 use r2d2::PooledConnection;
 
 use crate::storage::pool::{self, Manager, Pool};
@@ -259,29 +259,7 @@ impl Store for PostgresStore {
             .flatten())
     }
     fn insert_token(&self, t: &StoredToken) -> Result<(), StoreError> {
-        self.conn()?
-            .execute(
-                &format!("INSERT INTO flow_tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
-                &[
-                    &t.key_hash,
-                    &t.token.identifier,
-                    &t.token.user_id,
-                    &t.token.flow_slug,
-                    &t.token.stage_name,
-                    &t.token.expires_ms,
-                    &t.token.intent,
-                    &t.revoke_on_execution,
-                    &t.plan,
-                ],
-            )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(format!("token '{}'", t.token.identifier))
-                } else {
-                    db(e)
-                }
-            })?;
-        Ok(())
+        insert_token(&mut *self.conn()?, t)
     }
     fn token(&self, key_hash: &str, now_ms: i64) -> Result<Option<StoredToken>, StoreError> {
         let mut c = self.conn()?;
@@ -367,19 +345,75 @@ impl Store for PostgresStore {
     }
 }
 
+fn insert_token(c: &mut impl GenericClient, t: &StoredToken) -> Result<(), StoreError> {
+    c.execute(
+        &format!(
+            "INSERT INTO flow_tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ),
+        &[
+            &t.key_hash,
+            &t.token.identifier,
+            &t.token.user_id,
+            &t.token.flow_slug,
+            &t.token.stage_name,
+            &t.token.expires_ms,
+            &t.token.intent,
+            &t.revoke_on_execution,
+            &t.plan,
+        ],
+    )
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(format!("token '{}'", t.token.identifier))
+        } else {
+            db(e)
+        }
+    })?;
+    Ok(())
+}
+
+fn outbox_push(
+    c: &mut impl GenericClient,
+    mail: &QueuedMail,
+    now_ms: i64,
+    due_ms: i64,
+) -> Result<bool, StoreError> {
+    let meta = serde_json::to_value(mail).map_err(corrupt_outbox)?;
+    let n = c
+        .execute(
+            "INSERT INTO outbox (message_id, meta, raw, state, next_at_ms, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING",
+            &[
+                &mail.message_id,
+                &meta,
+                &mail.raw,
+                &initial_state(mail),
+                &due_ms,
+                &now_ms,
+            ],
+        )
+        .map_err(db)?;
+    Ok(n == 1)
+}
+
 impl OutboxStore for PostgresStore {
     fn outbox_push(&self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> Result<bool, StoreError> {
-        let meta = serde_json::to_value(mail).map_err(corrupt_outbox)?;
-        let state = initial_state(mail);
-        let n = self
-            .conn()?
-            .execute(
-                "INSERT INTO outbox (message_id, meta, raw, state, next_at_ms, created_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING",
-                &[&mail.message_id, &meta, &mail.raw, &state, &due_ms, &now_ms],
-            )
-            .map_err(db)?;
-        Ok(n == 1)
+        outbox_push(&mut *self.conn()?, mail, now_ms, due_ms)
+    }
+
+    fn outbox_push_with_token(
+        &self,
+        token: &StoredToken,
+        mail: &QueuedMail,
+        now_ms: i64,
+        due_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction().map_err(db)?;
+        insert_token(&mut tx, token)?;
+        let added = outbox_push(&mut tx, mail, now_ms, due_ms)?;
+        tx.commit().map_err(db)?;
+        Ok(added)
     }
 
     fn outbox_sweep_decoys(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError> {

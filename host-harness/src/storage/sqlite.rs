@@ -233,24 +233,7 @@ impl Store for SqliteStore {
             .flatten())
     }
     fn insert_token(&self, t: &StoredToken) -> Result<(), StoreError> {
-        let plan = t.plan.to_string();
-        self.conn()
-            .prepare_cached(&format!(
-                "INSERT INTO flow_tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-            ))?
-            .execute(params![
-                t.key_hash,
-                t.token.identifier,
-                t.token.user_id,
-                t.token.flow_slug,
-                t.token.stage_name,
-                t.token.expires_ms,
-                t.token.intent,
-                t.revoke_on_execution,
-                plan
-            ])
-            .map_err(|e| conflict(e, format!("token '{}'", t.token.identifier)))?;
-        Ok(())
+        insert_token(&self.conn(), t)
     }
     fn token(&self, key_hash: &str, now_ms: i64) -> Result<Option<StoredToken>, StoreError> {
         let c = self.conn();
@@ -341,25 +324,67 @@ impl Store for SqliteStore {
     }
 }
 
+fn insert_token(c: &Connection, t: &StoredToken) -> Result<(), StoreError> {
+    let plan = t.plan.to_string();
+    c.prepare_cached(&format!(
+        "INSERT INTO flow_tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))?
+    .execute(params![
+        t.key_hash,
+        t.token.identifier,
+        t.token.user_id,
+        t.token.flow_slug,
+        t.token.stage_name,
+        t.token.expires_ms,
+        t.token.intent,
+        t.revoke_on_execution,
+        plan
+    ])
+    .map_err(|e| conflict(e, format!("token '{}'", t.token.identifier)))?;
+    Ok(())
+}
+
+fn outbox_push(
+    c: &Connection,
+    mail: &QueuedMail,
+    now_ms: i64,
+    due_ms: i64,
+) -> Result<bool, StoreError> {
+    let meta = serde_json::to_string(mail).map_err(corrupt_outbox)?;
+    let n = c
+        .prepare_cached(
+            "INSERT INTO outbox (message_id, meta, raw, state, next_at_ms, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_id) DO NOTHING",
+        )?
+        .execute(params![
+            mail.message_id,
+            meta,
+            mail.raw,
+            initial_state(mail),
+            due_ms,
+            now_ms
+        ])?;
+    Ok(n == 1)
+}
+
 impl OutboxStore for SqliteStore {
     fn outbox_push(&self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> Result<bool, StoreError> {
-        let meta = serde_json::to_string(mail).map_err(corrupt_outbox)?;
-        let state = initial_state(mail);
-        let n = self
-            .conn()
-            .prepare_cached(
-                "INSERT INTO outbox (message_id, meta, raw, state, next_at_ms, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_id) DO NOTHING",
-            )?
-            .execute(params![
-                mail.message_id,
-                meta,
-                mail.raw,
-                state,
-                due_ms,
-                now_ms
-            ])?;
-        Ok(n == 1)
+        outbox_push(&self.conn(), mail, now_ms, due_ms)
+    }
+
+    fn outbox_push_with_token(
+        &self,
+        token: &StoredToken,
+        mail: &QueuedMail,
+        now_ms: i64,
+        due_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        insert_token(&tx, token)?;
+        let added = outbox_push(&tx, mail, now_ms, due_ms)?;
+        tx.commit()?;
+        Ok(added)
     }
 
     fn outbox_sweep_decoys(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError> {

@@ -17,6 +17,7 @@ use crate::storage::{
 pub fn check_store(s: Arc<dyn HostStore>) {
     exercise(&*s);
     outbox(&*s);
+    token_with_mail(&*s);
     sessions(&*s);
     consume_races(s);
 }
@@ -344,6 +345,28 @@ fn outbox(s: &dyn HostStore) {
     assert!(
         s.outbox_push(&decoy, 0, 0).unwrap(),
         "a swept decoy is gone"
+    );
+}
+
+/// A token and its mail are written together, or neither is.
+fn token_with_mail(s: &dyn HostStore) {
+    let before = s.outbox_counts().unwrap().pending;
+    let t = token("with-mail", "1", "st", 100);
+    assert!(s
+        .outbox_push_with_token(&t, &mail("with-token"), 0, 0)
+        .unwrap());
+    assert_eq!(s.token("with-mail", 0).unwrap().as_ref(), Some(&t));
+    assert_eq!(s.outbox_counts().unwrap().pending, before + 1);
+    assert!(
+        matches!(
+            s.outbox_push_with_token(&t, &mail("with-token-2"), 0, 0),
+            Err(StoreError::Conflict(_))
+        ),
+        "a taken token fails the whole write"
+    );
+    assert!(
+        s.outbox_push(&mail("with-token-2"), 0, 0).unwrap(),
+        "the refused write queued nothing"
     );
 }
 

@@ -818,6 +818,7 @@ impl Executor {
             mail_limit: self.mail_limit,
             from_address: &self.from_address,
             state_writes: Default::default(),
+            pending_token: Default::default(),
         };
         let (hook, token) = match (body, plan.context.get("is_restored")) {
             (Some(_), _) => ("challenge_invalid", None),
@@ -849,7 +850,11 @@ impl Executor {
         let took = started.elapsed();
         record_hook(call, hook, &result, took);
         self.report_if_slow(call, hook, took);
+        // A token the hook created without mailing it is stored now, before its
+        // result is applied; a failure fails the hook as the write would have.
+        let stored = host.write_pending_token();
         let mut result = result?;
+        stored?;
         result.context_set.extend(host.flow_state_update());
         Ok(result)
     }
