@@ -1,7 +1,8 @@
 //! Mail delivery figures for BENCHMARKS.md (not asserted anywhere):
 //! throughput to a loopback SMTP sink with one connection per message (how
 //! authentik's worker sends) against the outbox's pooled, concurrent workers; the
-//! enqueue cost on the request path with SQLite; memory while 100k messages wait.
+//! enqueue cost on the request path with SQLite, alone and as 8 concurrent senders
+//! storing a token with each mail (a send's write); memory while 100k messages wait.
 //!
 //! `cargo bench -p e2e-tests --bench outbox` (needs python3-aiosmtpd, or
 //! `SINK=host:port` for an already running sink such as Postfix's smtp-sink).
@@ -11,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::{bench_count, free_port, test_mail, SmtpSink};
 use host_harness::mail::{smtp_transport, Delivery, MailQueue, OutboxConfig};
-use host_harness::storage::{OutboxStore, SqliteStore};
+use host_harness::storage::{OutboxStore, SqliteStore, StoredToken};
 use host_harness::system::clock::SystemClock;
 use lettre::address::Envelope;
 use lettre::Transport;
-use plugin_api::SmtpSettings;
+use plugin_api::{FlowToken, SmtpSettings};
 
 fn settings(port: u16) -> SmtpSettings {
     SmtpSettings {
@@ -101,6 +102,78 @@ fn pooled(port: u16, n: usize, workers: usize) -> f64 {
     rate
 }
 
+/// `senders` threads each storing `per_sender` tokens with their mails, as sends do
+/// (`outbox_push_with_token`), all messages built before the clock starts. Returns
+/// the wall time per message and the median time of one call.
+fn concurrent_sends(
+    store: &Arc<SqliteStore>,
+    senders: usize,
+    per_sender: usize,
+) -> (f64, Duration) {
+    let sample = test_mail("sample", "someone@example.com");
+    let work: Vec<Vec<_>> = (0..senders)
+        .map(|s| {
+            (0..per_sender)
+                .map(|i| {
+                    let mut m = sample.clone();
+                    m.message_id = format!("<c-{senders}-{s}-{i}@test>");
+                    (bench_token(&format!("{senders}-{s}-{i}")), m)
+                })
+                .collect()
+        })
+        .collect();
+    let start = std::sync::Barrier::new(senders + 1);
+    let (wall, mut calls) = std::thread::scope(|scope| {
+        let handles: Vec<_> = work
+            .iter()
+            .map(|mine| {
+                let (store, start) = (store.clone(), &start);
+                scope.spawn(move || {
+                    start.wait();
+                    let mut took = Vec::with_capacity(mine.len());
+                    for (t, m) in mine {
+                        let t0 = Instant::now();
+                        assert!(store.outbox_push_with_token(t, m, 0, 0).unwrap());
+                        took.push(t0.elapsed());
+                    }
+                    took
+                })
+            })
+            .collect();
+        start.wait();
+        let t0 = Instant::now();
+        let calls: Vec<Duration> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        (t0.elapsed(), calls)
+    });
+    calls.sort();
+    let n = (senders * per_sender) as f64;
+    (wall.as_secs_f64() * 1e6 / n, calls[calls.len() / 2])
+}
+
+/// A flow token like a send's, with a plan snapshot of a few hundred bytes.
+fn bench_token(key: &str) -> StoredToken {
+    StoredToken {
+        key_hash: format!("{key:0>64}"),
+        token: FlowToken {
+            identifier: format!("ak-email-stage-bench-{key}"),
+            user_id: "1".into(),
+            flow_slug: "recover".into(),
+            stage_name: "recovery-email".into(),
+            expires_ms: i64::MAX,
+            intent: "verification".into(),
+        },
+        revoke_on_execution: false,
+        plan: serde_json::json!({
+            "flow_slug": "recover",
+            "stages": ["identify", "recovery-email", "set-password", "login"],
+            "context": {"pending_user": {"id": "1", "username": "someone", "email": "someone@example.com", "name": "Some One", "is_active": true, "attributes": {}}},
+        }),
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -167,5 +240,16 @@ fn main() {
             .map(|m| m.len() / (1 << 20))
             .unwrap_or(0)
     );
+
+    // A send's write (token and mail, one transaction) from 8 concurrent senders.
+    let store = Arc::new(SqliteStore::open(&dir.path().join("c.db")).unwrap());
+    let per_sender = bench_count(2_000);
+    for senders in [1, 8] {
+        let (per_msg, call) = concurrent_sends(&store, senders, per_sender / senders.min(4));
+        println!(
+            "token + mail from {senders} concurrent sender(s): {per_msg:.1} µs per message, median call {:.1} µs",
+            call.as_secs_f64() * 1e6
+        );
+    }
     let _ = free_port();
 }

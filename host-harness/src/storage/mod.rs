@@ -9,6 +9,7 @@ use plugin_api::{FlowToken, User};
 use serde_json::Value;
 
 pub mod admin;
+mod group_commit;
 mod memory;
 mod outbox;
 pub mod pool;
@@ -100,6 +101,20 @@ impl StoreError {
             StoreErrorKind::Conflict => "conflict",
             StoreErrorKind::IdentityClash => "identity clash",
             StoreErrorKind::Corrupt => "corrupt data",
+        }
+    }
+
+    /// An error of the same kind and text, for each of several callers one failure
+    /// reached (the driver's error stays with the original).
+    pub fn same_kind(&self) -> Self {
+        match self {
+            Self::Backend { detail, .. } => Self::backend_text(detail.clone()),
+            Self::Conflict(s) => Self::Conflict(s.clone()),
+            Self::IdentityClash { field, value } => Self::IdentityClash {
+                field: *field,
+                value: value.clone(),
+            },
+            Self::Corrupt(s) => Self::Corrupt(s.clone()),
         }
     }
 

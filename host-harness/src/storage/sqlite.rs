@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use super::admin::{sql, EntryState, OutboxAdmin, OutboxEntry, Requeue};
+use super::group_commit::GroupCommit;
 use super::schema::{migrations, Dialect};
 use super::Finish;
 use super::{
@@ -20,6 +21,25 @@ use super::{
 /// SQLite, the embedded default: one file, migrated at open.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Outbox writes of concurrent requests, committed together.
+    outbox_writes: GroupCommit<OutboxWrite>,
+}
+
+/// One request's outbox write: a mail, and the token its link carries if any.
+struct OutboxWrite {
+    token: Option<StoredToken>,
+    mail: QueuedMail,
+    now_ms: i64,
+    due_ms: i64,
+}
+
+impl OutboxWrite {
+    fn apply(&self, c: &Connection) -> Result<bool, StoreError> {
+        if let Some(t) = &self.token {
+            insert_token(c, t)?;
+        }
+        outbox_push(c, &self.mail, self.now_ms, self.due_ms)
+    }
 }
 
 fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
@@ -128,6 +148,7 @@ impl SqliteStore {
         }
         Ok(Self {
             conn: Mutex::new(conn),
+            outbox_writes: GroupCommit::default(),
         })
     }
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -135,6 +156,42 @@ impl SqliteStore {
     }
     fn update(&self, sql: &str, p: impl rusqlite::Params) -> Result<bool, StoreError> {
         Ok(self.conn().prepare_cached(sql)?.execute(p)? > 0)
+    }
+
+    /// Writes a batch of outbox writes in one transaction, each in its own savepoint
+    /// so that one refused write (a taken token) leaves the others in. When the
+    /// transaction cannot start or commit, every write fails with its error.
+    fn commit_outbox(&self, writes: Vec<OutboxWrite>) -> Vec<Result<bool, StoreError>> {
+        let mut c = self.conn();
+        let mut results = Vec::with_capacity(writes.len());
+        let committed = (|| {
+            let mut tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if let [only] = writes.as_slice() {
+                let r = only.apply(&tx);
+                let failed = r.is_err();
+                results.push(r);
+                if failed {
+                    return Ok(()); // dropping `tx` rolls the token back
+                }
+            } else {
+                for w in &writes {
+                    let sp = tx.savepoint()?;
+                    let r = w.apply(&sp);
+                    if r.is_ok() {
+                        sp.commit()?;
+                    }
+                    results.push(r);
+                }
+            }
+            tx.commit()
+        })();
+        match committed {
+            Ok(()) => results,
+            Err(e) => {
+                let e = StoreError::from(e);
+                writes.iter().map(|_| Err(e.same_kind())).collect()
+            }
+        }
     }
 }
 
@@ -369,7 +426,13 @@ fn outbox_push(
 
 impl OutboxStore for SqliteStore {
     fn outbox_push(&self, mail: &QueuedMail, now_ms: i64, due_ms: i64) -> Result<bool, StoreError> {
-        outbox_push(&self.conn(), mail, now_ms, due_ms)
+        let write = OutboxWrite {
+            token: None,
+            mail: mail.clone(),
+            now_ms,
+            due_ms,
+        };
+        (self.outbox_writes).submit(write, |batch| self.commit_outbox(batch))
     }
 
     fn outbox_push_with_token(
@@ -379,12 +442,13 @@ impl OutboxStore for SqliteStore {
         now_ms: i64,
         due_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut c = self.conn();
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        insert_token(&tx, token)?;
-        let added = outbox_push(&tx, mail, now_ms, due_ms)?;
-        tx.commit()?;
-        Ok(added)
+        let write = OutboxWrite {
+            token: Some(token.clone()),
+            mail: mail.clone(),
+            now_ms,
+            due_ms,
+        };
+        (self.outbox_writes).submit(write, |batch| self.commit_outbox(batch))
     }
 
     fn outbox_sweep_decoys(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError> {
@@ -573,5 +637,93 @@ impl OutboxAdmin for SqliteStore {
             .prepare_cached(&sql::sqlite(sql::PURGE_DEAD))?
             .execute(params![before_ms])?;
         Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::RouteRef;
+    use std::sync::Arc;
+
+    fn write(key: &str, mail: &str) -> (StoredToken, QueuedMail) {
+        let token = StoredToken {
+            key_hash: key.into(),
+            token: FlowToken {
+                identifier: key.into(),
+                user_id: "1".into(),
+                flow_slug: "f".into(),
+                stage_name: "s".into(),
+                expires_ms: i64::MAX,
+                intent: "verification".into(),
+            },
+            revoke_on_execution: false,
+            plan: Value::Null,
+        };
+        let mail = QueuedMail {
+            message_id: mail.into(),
+            envelope_from: "a@example.com".into(),
+            envelope_to: vec!["b@example.com".into()],
+            to_display: vec![],
+            subject: "s".into(),
+            raw: vec![b'x'; 2000],
+            route: RouteRef::Global,
+            decoy: false,
+            locale: String::new(),
+        };
+        (token, mail)
+    }
+
+    /// Concurrent sends share transactions, yet each is all or nothing: a send whose
+    /// token is taken, or whose mail the outbox refuses after its token was written,
+    /// leaves nothing, and every other send in the same transaction is stored whole.
+    #[test]
+    fn grouped_sends_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(SqliteStore::open(&dir.path().join("g.db")).unwrap());
+        s.conn()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.message_id LIKE '<bad%'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    (0..100)
+                        .filter(|i| {
+                            // Every fifth key is shared by all threads: one of them wins.
+                            let key = match i % 5 {
+                                0 => format!("k{i}"),
+                                _ => format!("k{t}-{i}"),
+                            };
+                            let bad = if i % 5 == 1 { "bad" } else { "" };
+                            let (tok, mail) = write(&key, &format!("<{bad}{t}-{i}@x>"));
+                            match s.outbox_push_with_token(&tok, &mail, 0, 0) {
+                                Ok(added) => added,
+                                Err(e) if bad.is_empty() => {
+                                    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+                                    false
+                                }
+                                Err(_) => false,
+                            }
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let stored: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(
+            stored,
+            8 * 60 + 20,
+            "one winner per shared key, no refused mail"
+        );
+        assert_eq!(
+            s.token_count().unwrap(),
+            stored as u64,
+            "tokens without mail"
+        );
+        assert_eq!(s.outbox_counts().unwrap().pending, stored as u64);
     }
 }
