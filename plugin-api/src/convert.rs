@@ -72,9 +72,17 @@ fn level_from_u8(l: u8) -> MessageLevel {
     }
 }
 
+/// A JSON value as text, written straight into a byte buffer: `Value`'s `Display`
+/// goes through `fmt::Formatter` per fragment, which made serialising a hook's
+/// challenge a fifth of the crossing's cost (BENCHMARKS.md, "Instructions per
+/// crossing"). A `Value` always serialises (its keys are strings).
+pub(crate) fn json_text(v: &serde_json::Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 pub(crate) fn result_to_ffi(r: HookResult) -> FfiHookResult {
     let (kind, challenge_json, invalid_message) = match r.outcome {
-        Outcome::Challenge(v) => (FfiOutcomeKind::Challenge, v.to_string(), ROption::RNone),
+        Outcome::Challenge(v) => (FfiOutcomeKind::Challenge, json_text(&v), ROption::RNone),
         Outcome::StageOk => (FfiOutcomeKind::StageOk, String::new(), ROption::RNone),
         Outcome::StageInvalid(m) => (
             FfiOutcomeKind::StageInvalid,
@@ -89,7 +97,7 @@ pub(crate) fn result_to_ffi(r: HookResult) -> FfiHookResult {
         context_set: r
             .context_set
             .into_iter()
-            .map(|(k, v)| Tuple2(RString::from(k), RString::from(v.to_string())))
+            .map(|(k, v)| Tuple2(RString::from(k), RString::from(json_text(&v))))
             .collect(),
         messages: r
             .messages

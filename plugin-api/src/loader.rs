@@ -211,7 +211,7 @@ impl Stage for LoadedStage {
         host: &dyn Host,
     ) -> Result<HookResult, StageError> {
         let req = request_to_ffi(req);
-        let body = response.to_string();
+        let body = crate::convert::json_text(response);
         let host_ref = &host;
         // SAFETY: as in get.
         let r = unsafe {
