@@ -4,6 +4,7 @@
 //! `FOR UPDATE SKIP LOCKED`).
 
 use plugin_api::{FlowToken, User};
+use postgres::types::{ToSql, Type};
 use postgres::{GenericClient, Row};
 use r2d2::PooledConnection;
 
@@ -179,9 +180,9 @@ impl Store for PostgresStore {
     fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
         let Some(id) = id_of(id) else { return Ok(None) };
         self.conn()?
-            .query_opt(
+            .query_typed_opt(
                 &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
-                &[&id],
+                &[(&id, Type::INT8)],
             )
             .map_err(db)?
             .map(|r| row_user(&r))
@@ -190,9 +191,9 @@ impl Store for PostgresStore {
     fn find_user(&self, identifier: &str) -> Result<Option<User>, StoreError> {
         self
             .conn()?
-            .query_opt(
+            .query_typed_opt(
                 &format!("SELECT {USER_COLS} FROM users WHERE username = $1 OR (email <> '' AND lower(email) = lower($1)) ORDER BY (username = $1) DESC, id LIMIT 1"),
-                &[&identifier],
+                &[(&identifier, Type::TEXT)],
             )
             .map_err(db)?
             .map(|r| row_user(&r))
@@ -263,14 +264,14 @@ impl Store for PostgresStore {
     }
     fn token(&self, key_hash: &str, now_ms: i64) -> Result<Option<StoredToken>, StoreError> {
         let mut c = self.conn()?;
-        c.execute(
+        c.execute_typed(
             "DELETE FROM flow_tokens WHERE key_hash = $1 AND expires_ms < $2",
-            &[&key_hash, &now_ms],
+            &[(&key_hash, Type::TEXT), (&now_ms, Type::INT8)],
         )
         .map_err(db)?;
-        c.query_opt(
+        c.query_typed_opt(
             &format!("SELECT {TOKEN_COLS} FROM flow_tokens WHERE key_hash = $1"),
-            &[&key_hash],
+            &[(&key_hash, Type::TEXT)],
         )
         .map_err(db)?
         .map(|r| row_token(&r))
@@ -279,9 +280,9 @@ impl Store for PostgresStore {
     fn consume_token(&self, key_hash: &str, now_ms: i64) -> Result<Option<FlowToken>, StoreError> {
         Ok(self
             .conn()?
-            .query_opt(
+            .query_typed_opt(
                 &format!("DELETE FROM flow_tokens WHERE key_hash = $1 RETURNING {TOKEN_COLS}"),
-                &[&key_hash],
+                &[(&key_hash, Type::TEXT)],
             )
             .map_err(db)?
             .map(|r| row_token(&r))
@@ -298,9 +299,9 @@ impl Store for PostgresStore {
     }
     fn revoke_tokens(&self, user_id: &str, stage_name: &str) -> Result<u64, StoreError> {
         self.conn()?
-            .execute(
+            .execute_typed(
                 "DELETE FROM flow_tokens WHERE user_id = $1 AND stage_name = $2",
-                &[&user_id, &stage_name],
+                &[(&user_id, Type::TEXT), (&stage_name, Type::TEXT)],
             )
             .map_err(db)
     }
@@ -346,30 +347,39 @@ impl Store for PostgresStore {
 }
 
 fn insert_token(c: &mut impl GenericClient, t: &StoredToken) -> Result<(), StoreError> {
-    c.execute(
-        &format!(
-            "INSERT INTO flow_tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        ),
-        &[
-            &t.key_hash,
-            &t.token.identifier,
-            &t.token.user_id,
-            &t.token.flow_slug,
-            &t.token.stage_name,
-            &t.token.expires_ms,
-            &t.token.intent,
-            &t.revoke_on_execution,
-            &t.plan,
-        ],
+    c.execute_typed(
+        &format!("INSERT INTO flow_tokens ({TOKEN_COLS}) VALUES {TOKEN_PARAMS}"),
+        &token_params(t),
     )
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::Conflict(format!("token '{}'", t.token.identifier))
-        } else {
-            db(e)
-        }
-    })?;
+    .map_err(|e| token_conflict(e, t))?;
     Ok(())
+}
+
+/// The placeholders of a token row, `$1`…`$9`, in [`TOKEN_COLS`] order.
+const TOKEN_PARAMS: &str = "($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// A token row's values with their types (typed statements take one round trip;
+/// untyped ones are prepared first).
+fn token_params(t: &StoredToken) -> [(&(dyn ToSql + Sync), Type); 9] {
+    [
+        (&t.key_hash, Type::TEXT),
+        (&t.token.identifier, Type::TEXT),
+        (&t.token.user_id, Type::TEXT),
+        (&t.token.flow_slug, Type::TEXT),
+        (&t.token.stage_name, Type::TEXT),
+        (&t.token.expires_ms, Type::INT8),
+        (&t.token.intent, Type::TEXT),
+        (&t.revoke_on_execution, Type::BOOL),
+        (&t.plan, Type::JSONB),
+    ]
+}
+
+fn token_conflict(e: postgres::Error, t: &StoredToken) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(format!("token '{}'", t.token.identifier))
+    } else {
+        db(e)
+    }
 }
 
 fn outbox_push(
@@ -379,17 +389,18 @@ fn outbox_push(
     due_ms: i64,
 ) -> Result<bool, StoreError> {
     let meta = serde_json::to_value(mail).map_err(corrupt_outbox)?;
+    let state = initial_state(mail);
     let n = c
-        .execute(
+        .execute_typed(
             "INSERT INTO outbox (message_id, meta, raw, state, next_at_ms, created_ms)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING",
             &[
-                &mail.message_id,
-                &meta,
-                &mail.raw,
-                &initial_state(mail),
-                &due_ms,
-                &now_ms,
+                (&mail.message_id, Type::TEXT),
+                (&meta, Type::JSONB),
+                (&mail.raw, Type::BYTEA),
+                (&state, Type::TEXT),
+                (&due_ms, Type::INT8),
+                (&now_ms, Type::INT8),
             ],
         )
         .map_err(db)?;
@@ -408,12 +419,30 @@ impl OutboxStore for PostgresStore {
         now_ms: i64,
         due_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut c = self.conn()?;
-        let mut tx = c.transaction().map_err(db)?;
-        insert_token(&mut tx, token)?;
-        let added = outbox_push(&mut tx, mail, now_ms, due_ms)?;
-        tx.commit().map_err(db)?;
-        Ok(added)
+        // One statement (a data-modifying CTE): atomic, one round trip, one commit.
+        let meta = serde_json::to_value(mail).map_err(corrupt_outbox)?;
+        let state = initial_state(mail);
+        let mut params = token_params(token).to_vec();
+        params.extend_from_slice(&[
+            (&mail.message_id as &(dyn ToSql + Sync), Type::TEXT),
+            (&meta, Type::JSONB),
+            (&mail.raw, Type::BYTEA),
+            (&state, Type::TEXT),
+            (&due_ms, Type::INT8),
+            (&now_ms, Type::INT8),
+        ]);
+        let n = self
+            .conn()?
+            .execute_typed(
+                &format!(
+                    "WITH token AS (INSERT INTO flow_tokens ({TOKEN_COLS}) VALUES {TOKEN_PARAMS})
+                     INSERT INTO outbox (message_id, meta, raw, state, next_at_ms, created_ms)
+                     VALUES ($10, $11, $12, $13, $14, $15) ON CONFLICT (message_id) DO NOTHING"
+                ),
+                &params,
+            )
+            .map_err(|e| token_conflict(e, token))?;
+        Ok(n == 1)
     }
 
     fn outbox_sweep_decoys(&self, before_ms: i64, limit: usize) -> Result<u64, StoreError> {
@@ -512,28 +541,40 @@ impl OutboxStore for PostgresStore {
     }
 }
 
+/// A session write as one statement: the CTE turns `synchronous_commit` off for the
+/// statement's own transaction (`set_config(…, true)` is transaction-local), so the
+/// write does not wait for a WAL flush and the pooled connection's later
+/// transactions still do.
+const SESSION_UPSERT: &str = "WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+    INSERT INTO sessions (key, data, updated_ms) SELECT $1, $2, $3 FROM async
+    ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, updated_ms = EXCLUDED.updated_ms";
+
 impl SessionStore for PostgresStore {
     fn session_load(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.conn()?
-            .query_opt("SELECT data FROM sessions WHERE key = $1", &[&key])
+            .query_typed_opt(
+                "SELECT data FROM sessions WHERE key = $1",
+                &[(&key, Type::TEXT)],
+            )
             .map_err(db)?
             .map(|r| col(&r, 0))
             .transpose()
     }
     fn session_save(&self, key: &str, data: &str, now_ms: i64) -> Result<(), StoreError> {
         // A session write lost in a database crash costs a browser one step; it need
-        // not wait for the WAL flush.
-        let mut c = self.conn()?;
-        let mut tx = c.transaction().map_err(db)?;
-        tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-            .map_err(db)?;
-        tx.execute(
-                "INSERT INTO sessions (key, data, updated_ms) VALUES ($1, $2, $3)
-                 ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, updated_ms = EXCLUDED.updated_ms",
-                &[&key, &data, &now_ms],
+        // not wait for the WAL flush. One statement, so one round trip: the CTE sets
+        // `synchronous_commit` for the statement's own (implicit) transaction.
+        self.conn()?
+            .execute_typed(
+                SESSION_UPSERT,
+                &[
+                    (&key, Type::TEXT),
+                    (&data, Type::TEXT),
+                    (&now_ms, Type::INT8),
+                ],
             )
             .map_err(db)?;
-        tx.commit().map_err(db)
+        Ok(())
     }
     fn session_delete(&self, key: &str) -> Result<(), StoreError> {
         self.conn()?
@@ -604,5 +645,55 @@ impl OutboxAdmin for PostgresStore {
         (self.conn()?)
             .execute(&sql::postgres(sql::PURGE_DEAD), &[&before_ms])
             .map_err(db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test database (`TEST_POSTGRES_URL`, else the local `test` database); `None`
+    /// outside CI when it is unreachable, a failure under `CI=true`.
+    fn client() -> Option<postgres::Client> {
+        let url = std::env::var("TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        match postgres::Client::connect(&url, postgres::NoTls) {
+            Ok(c) => Some(c),
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("skipped: PostgreSQL unreachable at {url}: {e}");
+                None
+            }
+            Err(e) => panic!("PostgreSQL unreachable at {url} under CI=true: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_session_write_leaves_synchronous_commit_on_for_the_connection() {
+        let Some(mut c) = client() else { return };
+        c.batch_execute(
+            "CREATE TEMP TABLE sessions (key TEXT PRIMARY KEY, data TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
+        )
+        .unwrap();
+        let n = c
+            .execute_typed(
+                SESSION_UPSERT,
+                &[(&"k", Type::TEXT), (&"{}", Type::TEXT), (&1i64, Type::INT8)],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        let after: String = c.query_one("SHOW synchronous_commit", &[]).unwrap().get(0);
+        assert_eq!(
+            after, "on",
+            "the session write's setting leaked to the connection"
+        );
+        let inside: String = c
+            .query_one(
+                "WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+                 SELECT current_setting('synchronous_commit') FROM async",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(inside, "off", "the CTE sets it for its own statement");
     }
 }
