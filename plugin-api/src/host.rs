@@ -18,7 +18,11 @@ host_services! {
     /// does not exist.
     prefix fn set_user_active(id: &str => RStr<'_>, active: bool => bool)
         -> Result<bool, HostError> => RResult<bool, FfiError>;
-    /// Stores a flow token with a snapshot of the current plan.
+    /// Stores a flow token with a snapshot of the current plan. A host may write it
+    /// together with the hook's next [`Host::enqueue_mail`] (one transaction, so the
+    /// mail carrying its link and the token are stored together or not at all); a
+    /// storage failure is then reported by that call, or fails the hook if nothing
+    /// follows. Token reads of the same hook see it either way.
     prefix fn create_flow_token(token: &NewFlowToken => RStr<'_>)
         -> Result<(), HostError> => RResult<(), FfiError>;
     /// Looks up a non-expired flow token by key hash.
