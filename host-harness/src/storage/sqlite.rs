@@ -195,6 +195,12 @@ impl SqliteStore {
     }
 }
 
+/// A JSON value as stored text, written straight into a buffer (faster than
+/// `Value`'s `Display`).
+fn json_text(v: &Value) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("JSON value: {e}")))
+}
+
 fn parse_plan(text: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("token plan: {e}")))
 }
@@ -352,7 +358,7 @@ impl Store for SqliteStore {
     fn add_event(&self, e: &Event) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached("INSERT INTO events (action, context, at_ms) VALUES (?1, ?2, ?3)")?
-            .execute(params![e.action, e.context.to_string(), e.at_ms])?;
+            .execute(params![e.action, json_text(&e.context)?, e.at_ms])?;
         Ok(())
     }
     fn events(&self, action: Option<&str>) -> Result<Vec<Event>, StoreError> {
@@ -382,7 +388,7 @@ impl Store for SqliteStore {
 }
 
 fn insert_token(c: &Connection, t: &StoredToken) -> Result<(), StoreError> {
-    let plan = t.plan.to_string();
+    let plan = json_text(&t.plan)?;
     c.prepare_cached(&format!(
         "INSERT INTO flow_tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
     ))?
@@ -540,7 +546,7 @@ impl OutboxStore for SqliteStore {
         };
         if let Some(e) = event {
             tx.prepare_cached("INSERT INTO events (action, context, at_ms) VALUES (?1, ?2, ?3)")?
-                .execute(params![e.action, e.context.to_string(), e.at_ms])?;
+                .execute(params![e.action, json_text(&e.context)?, e.at_ms])?;
         }
         tx.commit()?;
         Ok(())
@@ -643,7 +649,7 @@ impl OutboxAdmin for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::RouteRef;
+    use crate::storage::RouteRef;
     use std::sync::Arc;
 
     fn write(key: &str, mail: &str) -> (StoredToken, QueuedMail) {
